@@ -1,0 +1,152 @@
+"""The one NinjaAPI: every app's router is mounted here, errors are mapped here.
+
+Every error body has the same shape: ``{code, message, errors: [{field, problem}]}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+from brenia.auth import api_auth
+from brenia.errors import DomainError
+
+logger = logging.getLogger(__name__)
+
+OpenAPIExtension = Callable[[dict[str, Any]], None]
+
+
+class BreniaAPI(NinjaAPI):
+    """NinjaAPI whose OpenAPI document is finished by each app at request time.
+
+    The generation app adds each enabled registry model's own input schema, so the
+    docs follow the registry as admins change it, with no deploy.
+    """
+
+    openapi_extensions: list[OpenAPIExtension] = []
+
+    def get_openapi_schema(self, *args: Any, **kwargs: Any) -> Any:
+        schema = super().get_openapi_schema(*args, **kwargs)
+        for extend in self.openapi_extensions:
+            extend(schema)
+        return schema
+
+
+api = BreniaAPI(
+    title="Brenia API",
+    version="1",
+    description=(
+        "Turn a marketing brief into finished images. Authenticate with "
+        "`Authorization: Bearer <key>` (create one with `manage.py create_api_key USERNAME`)."
+    ),
+    auth=api_auth,
+    urls_namespace="api",
+    docs_url="/docs",
+    openapi_url="/openapi.json",
+)
+
+
+def error_body(code: str, message: str,
+               errors: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    return {"code": code, "message": message, "errors": errors or []}
+
+
+@api.exception_handler(DomainError)
+def on_domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
+    return api.create_response(request, exc.as_dict(), status=exc.status_code)
+
+
+def _loc_to_field(loc: list[Any]) -> str:
+    # ninja prefixes the parameter source ("body", "query", "path") and the
+    # parameter name; keep what names the field in the client's own request.
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie", "form"):
+        parts = parts[1:]
+    if len(parts) > 1 and parts[0] == "payload":
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+_PROBLEMS = {
+    "missing": "is required",
+    "string_type": "must be a string",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "bool_type": "must be a boolean",
+    "bool_parsing": "must be a boolean",
+    "dict_type": "must be an object",
+    "model_type": "must be an object",
+    "extra_forbidden": "is not an accepted field",
+    "uuid_parsing": "must be a UUID",
+    "string_pattern_mismatch": "has characters that are not allowed",
+    "enum": "is not one of the accepted values",
+    "less_than_equal": "is too large",
+    "greater_than_equal": "is too small",
+}
+
+
+@api.exception_handler(ValidationError)
+def on_validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    errors = [
+        {"field": _loc_to_field(list(e.get("loc", []))),
+         "problem": _PROBLEMS.get(str(e.get("type")), str(e.get("msg", "is invalid")))}
+        for e in exc.errors
+    ]
+    return api.create_response(
+        request, error_body("validation_error", "The request has invalid fields.", errors),
+        status=422)
+
+
+@api.exception_handler(AuthenticationError)
+def on_auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    response = api.create_response(request, error_body(
+        "unauthorized",
+        "Authentication required: send 'Authorization: Bearer <api key>' or log in."),
+        status=401)
+    response["WWW-Authenticate"] = 'Bearer realm="brenia"'
+    return response
+
+
+@api.exception_handler(HttpError)
+def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    message = str(exc)
+    if exc.status_code == 400 and message.startswith("Cannot parse request body"):
+        return api.create_response(request, error_body(
+            "malformed_json", "The request body is not valid JSON.",
+            [{"field": "body", "problem": "is not valid JSON"}]), status=400)
+    if exc.status_code == 403 and "CSRF" in message:
+        return api.create_response(request, error_body(
+            "csrf_failed", "CSRF check failed: send the csrftoken with session requests."),
+            status=403)
+    return api.create_response(request, error_body(f"http_{exc.status_code}", message),
+                               status=exc.status_code)
+
+
+@api.exception_handler(Http404)
+def on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+    return api.create_response(request, error_body("not_found", "Not found."), status=404)
+
+
+@api.exception_handler(Exception)
+def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    logger.exception("unhandled error in %s %s", request.method, request.path)
+    return api.create_response(request, error_body(
+        "internal_error", "Brenia hit an unexpected error. It has been logged."), status=500)
+
+
+def mount_routers() -> None:
+    from generation.api import router as generation_router
+    from generation.openapi import extend_openapi
+    from generation.outbound.api import router as webhooks_router
+
+    api.add_router("/", generation_router)
+    api.add_router("/", webhooks_router)
+    api.openapi_extensions.append(extend_openapi)
+
+
+mount_routers()

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class BreniaConfig(AppConfig):
+    name = "brenia"
+    verbose_name = "Brenia"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,36 @@
+"""ASGI entry point: HTTP through Django, WebSockets through Channels.
+
+In the embedded profile, jobs run on this server's own event loop: the first call
+hands the loop to the in-process executor, which also resumes unfinished jobs.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "brenia.settings")
+
+from django.core.asgi import get_asgi_application
+
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+from generation.consumers import ApiKeyAuthMiddleware  # noqa: E402
+from generation.execution import executor  # noqa: E402
+from generation.routing import websocket_urlpatterns  # noqa: E402
+
+router = ProtocolTypeRouter({
+    "http": django_asgi_app,
+    "websocket": AllowedHostsOriginValidator(
+        ApiKeyAuthMiddleware(URLRouter(websocket_urlpatterns))),
+})
+
+
+async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if settings.BRENIA_JOBS == "inprocess" and scope["type"] in ("http", "websocket"):
+        executor.adopt_running_loop()
+    await router(scope, receive, send)

@@ -1,0 +1,63 @@
+"""Authentication for the JSON API and WebSockets: API keys, then the session.
+
+The callbacks are synchronous on purpose: ninja runs them in a worker thread for
+async operations, and a sync callback cannot be mistaken for a truthy coroutine.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.http import HttpRequest
+from django.utils import timezone
+from ninja.security import APIKeyCookie, HttpBearer
+
+from brenia.models import ApiKey, hash_api_key
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def user_for_api_key(raw: str) -> AbstractBaseUser | None:
+    """The active user owning a live key, or None. Never says which check failed."""
+    if not raw or len(raw) > 200:
+        return None
+    key = (
+        ApiKey.objects.select_related("user")
+        .filter(key_hash=hash_api_key(raw), revoked_at__isnull=True)
+        .first()
+    )
+    if key is None or not key.user.is_active:
+        return None
+    now = timezone.now()
+    # At most one write a minute per key: a write on every request and socket
+    # serialises busy clients on the database's write lock.
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+    return key.user
+
+
+class ApiKeyAuth(HttpBearer):
+    """``Authorization: Bearer <key>``."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> Any:
+        user = user_for_api_key(token)
+        if user is not None:
+            request.user = user  # type: ignore[assignment]
+        return user
+
+
+class BrowserSessionAuth(APIKeyCookie):
+    """The browser's Django session (CSRF-checked for unsafe methods by ninja)."""
+
+    param_name = "sessionid"
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> Any:
+        user = request.user
+        if user.is_authenticated and user.is_active:
+            return user
+        return None
+
+
+api_auth = [ApiKeyAuth(), BrowserSessionAuth()]

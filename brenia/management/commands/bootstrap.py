@@ -1,0 +1,45 @@
+"""First-run setup for the embedded profile: seed registry and demo accounts."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+from generation.registry import registry_seed
+
+DEMO_ACCOUNTS = (("marketer", False), ("admin", True))
+
+
+class Command(BaseCommand):
+    help = "Load the seed registry; on first run create a demo marketer and an admin."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        created, _ = registry_seed()
+        self.stdout.write(f"registry: {created} new model(s)")
+        if settings.PRODUCTION:
+            return
+        credentials_file = settings.DATA_DIR / "demo_credentials.json"
+        credentials: dict[str, str] = (
+            json.loads(credentials_file.read_text()) if credentials_file.exists() else {}
+        )
+        users = get_user_model().objects
+        for username, is_admin in DEMO_ACCOUNTS:
+            if users.filter(username=username).exists():
+                continue
+            password = secrets.token_urlsafe(12)
+            if is_admin:
+                users.create_superuser(username=username, password=password,
+                                       email=f"{username}@example.com")
+            else:
+                users.create_user(username=username, password=password,
+                                  email=f"{username}@example.com")
+            credentials[username] = password
+        credentials_file.write_text(json.dumps(credentials, indent=2))
+        credentials_file.chmod(0o600)
+        for username, password in credentials.items():
+            self.stdout.write(f"account: {username} / {password}")

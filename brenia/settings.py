@@ -1,0 +1,265 @@
+"""Brenia's one settings module.
+
+With nothing set, Brenia runs embedded: SQLite and media in ``data/`` inside the
+checkout, an in-memory channel layer, jobs inside the serving process. The
+scale-out profile is chosen by environment only (``DATABASE_URL``, ``REDIS_URL``,
+``BRENIA_JOBS=procrastinate``, ``AWS_STORAGE_BUCKET_NAME``). See README.md for the
+full table.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from brenia.env import (
+    EnvError,
+    database_from_url,
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    env_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+BRENIA_ENV = env_choice("BRENIA_ENV", "development", ("development", "production"))
+PRODUCTION = BRENIA_ENV == "production"
+DEBUG = env_bool("DEBUG", default=not PRODUCTION)
+
+DATA_DIR = Path(env_str("BRENIA_DATA_DIR") or BASE_DIR / "data")
+
+
+def _secret_key() -> str:
+    """The env wins; in production it is required; otherwise one is kept in DATA_DIR."""
+    from_env = env_str("SECRET_KEY")
+    if from_env:
+        return from_env
+    if PRODUCTION:
+        raise EnvError("SECRET_KEY must be set when BRENIA_ENV=production")
+    key_file = DATA_DIR / "secret_key"
+    if not key_file.exists():
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+# Where the outside world reaches this deployment; enables fal completion webhooks.
+BRENIA_PUBLIC_URL = env_url("BRENIA_PUBLIC_URL").rstrip("/")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "brenia",
+    "generation",
+    "templates_app",
+]
+
+MIDDLEWARE = [
+    "brenia.logs.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "brenia.urls"
+ASGI_APPLICATION = "brenia.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "brenia" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- database ---------------------------------------------------------------------------
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    DATABASES = {"default": database_from_url(DATABASE_URL)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": Path(env_str("SQLITE_PATH") or DATA_DIR / "brenia.sqlite3"),
+            # Tests run daphne in a child process against the same file, so the test
+            # database must be a file too (SQLite's default test database is in memory).
+            "TEST": {"NAME": DATA_DIR / "test.sqlite3"},
+            # Kept open between calls: async code would otherwise reopen it every time.
+            "CONN_MAX_AGE": None,
+            "CONN_HEALTH_CHECKS": True,
+            "OPTIONS": {
+                # WAL lets the serving process read while a job writes; the timeout rides
+                # out short write locks instead of failing with "database is locked".
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- channel layer ----------------------------------------------------------------------
+REDIS_URL = env_url("REDIS_URL", schemes=("redis", "rediss", "unix"))
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                # redis-py's async pool fails instead of waiting when it is full, and
+                # each socket's group add/discard takes a connection.
+                "hosts": [{"address": REDIS_URL,
+                           "max_connections": env_int("BRENIA_REDIS_MAX_CONNECTIONS", 1000,
+                                                      minimum=10)}],
+                "prefix": env_str("BRENIA_REDIS_PREFIX", "brenia"),
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- jobs -------------------------------------------------------------------------------
+# "inprocess": the serving process runs jobs on its own event loop (embedded profile).
+# "procrastinate": jobs are deferred to PostgreSQL and run by `manage.py worker`.
+BRENIA_JOBS = env_choice("BRENIA_JOBS", "inprocess", ("inprocess", "procrastinate"))
+if BRENIA_JOBS == "procrastinate" and not DATABASE_URL:
+    raise EnvError("BRENIA_JOBS=procrastinate needs DATABASE_URL (PostgreSQL)")
+# How many jobs one worker process runs at once; they mostly wait on remote queues.
+BRENIA_WORKER_CONCURRENCY = env_int("BRENIA_WORKER_CONCURRENCY", 200, minimum=1)
+# Seconds between status polls of a remote queue.
+BRENIA_POLL_INTERVAL = env_float("BRENIA_POLL_INTERVAL", 0.5, minimum=0.01)
+# Upper bound on one job's life once submitted; past it the job errors out.
+BRENIA_JOB_TIMEOUT = env_float("BRENIA_JOB_TIMEOUT", 900.0, minimum=1.0)
+# ?wait=N on the generate endpoint is capped at this many seconds.
+BRENIA_MAX_WAIT = env_int("BRENIA_MAX_WAIT", 60, minimum=0)
+# A worker whose heartbeat is older than this is dead; its tasks go back to the queue.
+BRENIA_STALLED_WORKER_TIMEOUT = env_float("BRENIA_STALLED_WORKER_TIMEOUT", 30.0, minimum=1.0)
+# Seconds between a worker's recovery passes (stalled tasks, jobs nothing carries).
+BRENIA_RECOVERY_INTERVAL = env_float("BRENIA_RECOVERY_INTERVAL", 10.0, minimum=0.1)
+# On SIGTERM a worker stops taking jobs and waits this long for running ones.
+BRENIA_SHUTDOWN_GRACE = env_float("BRENIA_SHUTDOWN_GRACE", 20.0, minimum=0.0)
+# Outgoing webhooks (a job's webhook_url): tries per delivery, the first retry's delay
+# in seconds (doubling, with jitter), and the seconds one POST may take.
+BRENIA_WEBHOOK_MAX_ATTEMPTS = env_int("BRENIA_WEBHOOK_MAX_ATTEMPTS", 6, minimum=1)
+BRENIA_WEBHOOK_BACKOFF = env_float("BRENIA_WEBHOOK_BACKOFF", 5.0, minimum=0.0)
+BRENIA_WEBHOOK_TIMEOUT = env_float("BRENIA_WEBHOOK_TIMEOUT", 10.0, minimum=0.1)
+# host or host:port webhook targets may use although they resolve to internal addresses
+# (tests, a receiver on the same private network). Empty: public addresses only.
+BRENIA_WEBHOOK_ALLOWED_HOSTS = env_list("BRENIA_WEBHOOK_ALLOWED_HOSTS")
+if DATABASE_URL:
+    # procrastinate keeps its queue in PostgreSQL; its migrations need PostgreSQL too.
+    INSTALLED_APPS.insert(INSTALLED_APPS.index("brenia"), "procrastinate.contrib.django")
+
+# --- providers --------------------------------------------------------------------------
+FAL_KEY = env_str("FAL_KEY")
+FAL_QUEUE_URL = env_url("FAL_QUEUE_URL", "https://queue.fal.run").rstrip("/")
+FAL_WEBHOOK_JWKS_URL = env_url("FAL_WEBHOOK_JWKS_URL", "https://rest.fal.ai/.well-known/jwks.json")
+FAL_WEBHOOK_TOLERANCE = env_int("FAL_WEBHOOK_TOLERANCE", 300, minimum=1)
+# Seconds a fal request may wait to start before fal gives up on it (0: no limit).
+BRENIA_FAL_START_TIMEOUT = env_float("BRENIA_FAL_START_TIMEOUT", 0.0, minimum=0.0)
+GEMINI_API_KEY = env_str("GEMINI_API_KEY")
+GEMINI_BASE_URL = env_url("GEMINI_BASE_URL", "https://generativelanguage.googleapis.com").rstrip("/")
+# Largest result image Brenia will download from a provider.
+BRENIA_MAX_DOWNLOAD_BYTES = env_int("BRENIA_MAX_DOWNLOAD_BYTES", 40 * 1024 * 1024, minimum=1024)
+# Hosts a provider may hand back result URLs on even when they resolve to loopback
+# (the built-in emulators); user-supplied URLs never get this exemption.
+BRENIA_TRUSTED_RESULT_HOSTS = env_list("BRENIA_TRUSTED_RESULT_HOSTS")
+
+# --- storage ----------------------------------------------------------------------------
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or DATA_DIR / "media")
+MEDIA_URL = "/media/"
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "staticfiles"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise expects it to exist
+STATICFILES_DIRS = [BASE_DIR / "static"]
+AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
+if AWS_STORAGE_BUCKET_NAME:
+    default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "endpoint_url": env_url("AWS_S3_ENDPOINT_URL") or None,
+            "region_name": env_str("AWS_S3_REGION_NAME") or None,
+            "default_acl": None,
+            "querystring_auth": True,
+            "file_overwrite": True,  # names are content hashes: same name, same bytes
+        },
+    }
+else:
+    default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+STORAGES = {
+    "default": default_storage,
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
+                    if PRODUCTION else "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = not PRODUCTION
+
+# --- auth -------------------------------------------------------------------------------
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = PRODUCTION
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- logging ----------------------------------------------------------------------------
+LOG_FORMAT = env_choice("LOG_FORMAT", "json" if PRODUCTION else "text", ("json", "text"))
+LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "brenia.logs.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "brenia.logs.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)-7s [%(request_id)s] %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        },
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # httpx logs every request line with its full URL at INFO; keep it quiet.
+        "httpx": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+        "django.channels.server": {"level": "WARNING"},
+    },
+}

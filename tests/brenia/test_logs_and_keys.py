@@ -1,0 +1,66 @@
+"""Request ids on every log line; API keys printed once and stored hashed."""
+
+from __future__ import annotations
+
+import json
+import logging
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from brenia.logs import JsonFormatter, RequestIdFilter, request_id_var
+from brenia.models import ApiKey, hash_api_key
+from tests.conftest import ApiClient, Persona
+
+
+def test_json_lines_carry_the_request_id_and_extras() -> None:
+    record = logging.LogRecord("brenia.test", logging.INFO, __file__, 1, "job %s done",
+                               ("j1",), None)
+    token = request_id_var.set("req-123")
+    try:
+        RequestIdFilter().filter(record)
+    finally:
+        request_id_var.reset(token)
+    record.job_id = "j1"
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "job j1 done"
+    assert line["request_id"] == "req-123"
+    assert line["job_id"] == "j1"
+    assert line["level"] == "INFO"
+
+
+def test_responses_echo_a_sane_request_id_and_replace_an_odd_one(owner: Persona) -> None:
+    client = ApiClient(owner.key)
+    assert client.get_json("/api/jobs", headers={"X-Request-ID": "abc-123"})[
+        "X-Request-ID"] == "abc-123"
+    generated = client.get_json("/api/jobs", headers={"X-Request-ID": "bad id\n<x>"})
+    assert generated["X-Request-ID"] != "bad id\n<x>"
+    assert len(generated["X-Request-ID"]) == 32
+
+
+def test_request_log_lines_carry_the_request_id(owner: Persona,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="django.request"):
+        ApiClient(owner.key).get("/api/jobs/" + "0" * 8, headers={"X-Request-ID": "trace-42",
+                                                                 "Authorization": "x"})
+    ids = {getattr(r, "request_id", None) for r in caplog.records if r.name == "django.request"}
+    assert ids == {"trace-42"}
+
+
+def test_create_api_key_prints_a_key_once_and_stores_only_its_hash(owner: Persona) -> None:
+    out = StringIO()
+    call_command("create_api_key", "owner", stdout=out)
+    raw = out.getvalue().strip()
+    assert raw.startswith("brn_") and len(raw) > 40
+    stored = ApiKey.objects.get(key_hash=hash_api_key(raw))
+    assert stored.user == owner.user
+    assert raw not in {stored.key_hash, stored.prefix}
+    assert ApiClient(raw).get_json("/api/jobs").status_code == 200
+
+
+def test_create_api_key_for_unknown_user_fails_clearly(db: None) -> None:
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="There is no user 'nobody'"):
+        call_command("create_api_key", "nobody")
