@@ -1,0 +1,316 @@
+"""The generation API: thin handlers that parse, call one service or selector, answer."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.http import FileResponse, HttpRequest, HttpResponseRedirect
+from django.http.response import HttpResponseBase
+from ninja import Field, Header, Query, Router, Schema, Status
+
+from brenia.errors import FieldProblem, InvalidInput, NotFound
+from generation import selectors, services
+from generation.fal_webhooks import fal_webhook_receive
+from generation.models import TERMINAL_STATUSES, AIModel, JobStatus
+from generation.presenters import job_links, job_state
+
+router = Router(tags=["generation"])
+SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class ErrorItem(Schema):
+    field: str
+    problem: str
+
+
+class ErrorOut(Schema):
+    code: str
+    message: str
+    errors: list[ErrorItem]
+
+
+class GenerateIn(Schema):
+    model_config = {"extra": "forbid"}
+
+    model: str = Field(..., min_length=1, max_length=80, pattern=SLUG_PATTERN,
+                       description="Registry model slug")
+    inputs: dict[str, Any] = Field(..., description="The model's own inputs (see /api/models)")
+    options: dict[str, Any] | None = Field(
+        None, description="width, height, num_images, seed, output_format")
+    metadata: dict[str, Any] | None = Field(None, description="Kept with the job, echoed back")
+    webhook_url: str | None = Field(
+        None, max_length=2000,
+        description="POSTed the finished job, signed with your webhook secret")
+
+
+class ImageOut(Schema):
+    id: str
+    url: str
+    width: int
+    height: int
+    format: str
+    bytes: int
+    sha256: str
+    seed: int | None
+
+
+class JobError(Schema):
+    code: str
+    message: str
+
+
+class JobOut(Schema):
+    id: str
+    status: str
+    model: str
+    model_version: str
+    queue_position: int | None
+    progress: float | None
+    error: JobError | None
+    currency: str
+    estimated_cost: str
+    cost: str | None
+    images: list[ImageOut]
+    text: str = Field("", description="Output of text models (copy)")
+    created_at: str
+    finished_at: str | None
+    last_event_seq: int
+    links: dict[str, str]
+
+
+class AcceptedOut(Schema):
+    id: str
+    status: str
+    estimated_cost: str
+    currency: str
+    links: dict[str, str]
+
+
+class QuoteOut(Schema):
+    model: str
+    valid: bool
+    estimated_cost: str
+    currency: str
+    provider_arguments: dict[str, Any]
+
+
+class JobPage(Schema):
+    items: list[JobOut]
+    count: int
+    limit: int
+    offset: int
+
+
+class ModelOut(Schema):
+    slug: str
+    display_name: str
+    description: str
+    kind: str
+    provider: str
+    version: str
+    currency: str
+    price_per_image: str
+    price_per_megapixel: str
+    price_per_million_tokens: str
+    supports_lora: bool
+    input_schema: dict[str, Any]
+
+
+def auth_user(request: HttpRequest) -> Any:
+    """The user ninja's authentication attached to the request."""
+    return request.auth  # type: ignore[attr-defined]
+
+
+def _model_out(model: AIModel) -> dict[str, Any]:
+    return {
+        "slug": model.slug, "display_name": model.display_name,
+        "description": model.description, "kind": model.kind, "provider": model.provider,
+        "version": model.version_label, "currency": model.currency,
+        "price_per_image": str(model.price_per_image),
+        "price_per_megapixel": str(model.price_per_megapixel),
+        "price_per_million_tokens": str(model.price_per_million_tokens),
+        "supports_lora": model.supports_lora, "input_schema": model.input_schema,
+    }
+
+
+def _job_state_sync(user: Any, job_id: Any) -> dict[str, Any]:
+    return job_state(selectors.job_get_for_user(user=user, job_id=job_id))
+
+
+@router.post(
+    "/images/generate",
+    response={200: JobOut | QuoteOut, 202: AcceptedOut, 400: ErrorOut, 401: ErrorOut,
+              404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
+    summary="Generate images with a registry model",
+)
+async def generate_images(
+    request: HttpRequest,
+    payload: GenerateIn,
+    wait: int = Query(0, ge=0, description="Seconds to wait for completion (capped)"),
+    dry_run: bool = Query(False, description="Validate and quote; create nothing"),
+    idempotency_key: str = Header("", alias="Idempotency-Key", max_length=200),
+) -> Any:
+    return await _generate(request, model=payload.model, inputs=payload.inputs,
+                           options=payload.options, metadata=payload.metadata,
+                           webhook_url=payload.webhook_url, wait=wait,
+                           dry_run=dry_run, idempotency_key=idempotency_key, output="image")
+
+
+class TextGenerateIn(Schema):
+    model_config = {"extra": "forbid"}
+
+    model: str = Field(..., min_length=1, max_length=80, pattern=SLUG_PATTERN,
+                       description="A text model's slug")
+    inputs: dict[str, Any] = Field(..., description="prompt, system, response_schema …")
+    metadata: dict[str, Any] | None = None
+    webhook_url: str | None = Field(None, max_length=2000)
+
+
+@router.post(
+    "/text/generate",
+    response={200: JobOut | QuoteOut, 202: AcceptedOut, 400: ErrorOut, 401: ErrorOut,
+              404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
+    summary="Write copy with a registry text model",
+)
+async def generate_text(
+    request: HttpRequest,
+    payload: TextGenerateIn,
+    wait: int = Query(0, ge=0, description="Seconds to wait for completion (capped)"),
+    dry_run: bool = Query(False, description="Validate and quote; create nothing"),
+    idempotency_key: str = Header("", alias="Idempotency-Key", max_length=200),
+) -> Any:
+    return await _generate(request, model=payload.model, inputs=payload.inputs, options=None,
+                           metadata=payload.metadata, webhook_url=payload.webhook_url,
+                           wait=wait, dry_run=dry_run,
+                           idempotency_key=idempotency_key, output="text")
+
+
+async def _generate(request: HttpRequest, *, model: str, inputs: dict[str, Any],
+                    options: dict[str, Any] | None, metadata: dict[str, Any] | None,
+                    webhook_url: str | None, wait: int,
+                    dry_run: bool, idempotency_key: str, output: str) -> Any:
+    user = auth_user(request)
+    if dry_run:
+        prepared = await sync_to_async(services.generation_prepare)(
+            model_slug=model, inputs=inputs, options=options, output=output)
+        return Status(200, {"model": prepared.model.slug, "valid": True,
+                     "estimated_cost": str(prepared.estimated_cost),
+                     "currency": prepared.model.currency,
+                     "provider_arguments": prepared.provider_arguments})
+    job, _created = await sync_to_async(services.job_create)(
+        user=user, model_slug=model, inputs=inputs, options=options, metadata=metadata,
+        webhook_url=webhook_url or "", idempotency_key=idempotency_key, output=output)
+    deadline = min(wait, settings.BRENIA_MAX_WAIT)
+    if deadline:
+        state = await _wait_for_terminal(user, job.pk, deadline)
+        if state["status"] in TERMINAL_STATUSES:
+            return Status(200, state)
+    return Status(202, {"id": str(job.id), "status": job.status,
+                 "estimated_cost": str(job.estimated_cost), "currency": job.currency,
+                 "links": job_links(job)})
+
+
+async def _wait_for_terminal(user: Any, job_id: Any, seconds: float) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while True:
+        state = await sync_to_async(_job_state_sync)(user, job_id)
+        if state["status"] in TERMINAL_STATUSES or loop.time() >= end:
+            return state
+        await asyncio.sleep(min(0.25, max(0.0, end - loop.time())))
+
+
+@router.get("/jobs", response={200: JobPage, 401: ErrorOut, 422: ErrorOut})
+def list_jobs(
+    request: HttpRequest,
+    status: JobStatus | None = None,
+    model: str | None = Query(None, pattern=SLUG_PATTERN),
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    limit: int = Query(20, ge=1, le=100),
+    offset: int = Query(0, ge=0, le=1_000_000_000),
+) -> Any:
+    jobs = selectors.job_list_for_user(user=auth_user(request))
+    if status:
+        jobs = jobs.filter(status=status)
+    if model:
+        jobs = jobs.filter(model_slug=model)
+    if created_after:
+        jobs = jobs.filter(created_at__gte=_utc(created_after, "created_after"))
+    if created_before:
+        jobs = jobs.filter(created_at__lt=_utc(created_before, "created_before"))
+    page = list(jobs[offset:offset + limit])
+    return {"items": [job_state(job) for job in page], "count": jobs.count(),
+            "limit": limit, "offset": offset}
+
+
+def _utc(value: datetime, field: str) -> datetime:
+    """In UTC (databases refuse odd offsets such as -17:35); naive means UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput("The request has invalid fields.",
+                           errors=[FieldProblem(field, "is out of range")]) from None
+
+
+@router.get("/jobs/{job_id}", response={200: JobOut, 401: ErrorOut, 404: ErrorOut},
+            url_name="job_get")
+def get_job(request: HttpRequest, job_id: str) -> Any:
+    return job_state(selectors.job_get_for_user(user=auth_user(request), job_id=job_id))
+
+
+@router.post("/jobs/{job_id}/cancel",
+             response={200: JobOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut},
+             url_name="job_cancel")
+def cancel_job(request: HttpRequest, job_id: str) -> Any:
+    return job_state(services.job_cancel(user=auth_user(request), job_id=job_id))
+
+
+@router.get("/images/{image_id}/content", response={401: ErrorOut, 404: ErrorOut},
+            url_name="image_content", summary="Download an image (owner only)")
+def image_content(request: HttpRequest, image_id: str) -> HttpResponseBase:
+    image = selectors.image_get_for_user(user=auth_user(request), image_id=image_id)
+    name = image.file.name
+    try:
+        default_storage.path(name)
+    except NotImplementedError:
+        # Remote storage: a short-lived signed link to the object.
+        return HttpResponseRedirect(default_storage.url(name))
+    response = FileResponse(default_storage.open(name, "rb"), content_type=image.content_type)
+    response["Content-Length"] = str(image.bytes)
+    response["Cache-Control"] = "private, max-age=3600"
+    ext = name.rsplit(".", 1)[-1]
+    response["Content-Disposition"] = f'inline; filename="{image.job_id}-{image.index}.{ext}"'
+    return response
+
+
+class WebhookAck(Schema):
+    status: str
+
+
+@router.post("/webhooks/fal", auth=None, response={200: WebhookAck, 401: ErrorOut},
+             summary="fal completion webhook (signed by fal)", include_in_schema=False)
+async def fal_webhook(request: HttpRequest) -> Any:
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    outcome = await fal_webhook_receive(headers=headers, body=request.body)
+    return {"status": outcome}
+
+
+@router.get("/models", response={200: list[ModelOut], 401: ErrorOut})
+def list_models(request: HttpRequest) -> Any:
+    return [_model_out(model) for model in selectors.model_list_enabled()]
+
+
+@router.get("/models/{slug}", response={200: ModelOut, 401: ErrorOut, 404: ErrorOut})
+def get_model(request: HttpRequest, slug: str) -> Any:
+    model = selectors.model_get(slug=slug)
+    if not model.enabled:
+        raise NotFound(f"There is no model {slug!r}.", code="unknown_model")
+    return _model_out(model)

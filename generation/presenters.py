@@ -1,0 +1,57 @@
+"""Plain-JSON views of jobs, shared by the API, events and the job page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse
+
+from generation.models import Image, Job
+
+
+def image_state(image: Image) -> dict[str, Any]:
+    return {
+        "id": str(image.id),
+        "url": reverse("api:image_content", kwargs={"image_id": image.id}),
+        "width": image.width,
+        "height": image.height,
+        "format": image.format.lower(),
+        "bytes": image.bytes,
+        "sha256": image.sha256,
+        "seed": image.seed,
+    }
+
+
+def job_state(job: Job, images: list[Image] | None = None) -> dict[str, Any]:
+    """Everything a client needs to draw a job, as plain JSON."""
+    if images is None:
+        images = list(job.images.all())
+    return {
+        "id": str(job.id),
+        "status": job.status,
+        "model": job.model_slug,
+        "model_version": job.model_version,
+        "queue_position": job.queue_position,
+        "progress": job.progress,
+        "error": (
+            {"code": job.error_code, "message": job.error_message} if job.error_code else None
+        ),
+        "currency": job.currency,
+        "estimated_cost": str(job.estimated_cost),
+        "cost": None if job.cost is None else str(job.cost),
+        "images": [image_state(image) for image in images],
+        "text": job.result.get("text", ""),
+        "created_at": job.created_at.isoformat(),
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "last_event_seq": job.last_event_seq,
+        "links": job_links(job),
+    }
+
+
+def job_links(job: Job) -> dict[str, str]:
+    return {
+        "self": reverse("api:job_get", kwargs={"job_id": job.id}),
+        "cancel": reverse("api:job_cancel", kwargs={"job_id": job.id}),
+        "page": reverse("job_page", kwargs={"job_id": job.id}),
+        "events": f"/ws/jobs/?job={job.id}",
+    }

@@ -1,0 +1,170 @@
+"""Writes on jobs. API handlers, views, consumers and tasks call these."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from brenia.errors import Conflict, FieldProblem, InvalidInput
+from brenia.logs import request_id_var
+from brenia.urlguard import check_public_url
+from generation.events import notify_job_event
+from generation.execution import dispatch_job, request_cancel
+from generation.models import (
+    ACTIVE_STATUSES,
+    AIModel,
+    IllegalTransition,
+    Job,
+    JobStatus,
+    ModelKind,
+)
+from generation.outbound.services import webhook_url_check
+from generation.providers import get_provider
+from generation.selectors import job_get_for_user, model_get
+from generation.validation import check_inputs, nul_problems, url_fields
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    model: AIModel
+    inputs: dict[str, Any]
+    options: dict[str, Any]
+    provider_arguments: dict[str, Any]
+    estimated_cost: Decimal
+
+
+def generation_prepare(*, model_slug: str, inputs: Any, options: Any,
+                       output: str = "image") -> PreparedRequest:
+    """Validate against the registry row as it stands now and price the request.
+
+    ``output`` is what the caller's endpoint produces ("image" or "text"); a model
+    of the other kind is named as the wrong field rather than half-run.
+    """
+    model = model_get(slug=model_slug)
+    if not model.enabled:
+        raise Conflict(f"The model {model.slug!r} is disabled.", code="model_disabled")
+    is_text = model.kind == ModelKind.TEXT
+    if is_text != (output == "text"):
+        endpoint = "/api/text/generate" if is_text else "/api/images/generate"
+        raise InvalidInput("The model does not fit this endpoint.", errors=[FieldProblem(
+            "model", f"is a {'text' if is_text else 'image'} model: use {endpoint}")])
+    checked = check_inputs(schema=model.input_schema, inputs=inputs, options=options)
+    # Providers fetch these addresses on the user's behalf: never internal ones.
+    problems = []
+    for field, url in url_fields(model.input_schema, checked):
+        try:
+            check_public_url(url, field=field, allow_unresolved=True)
+        except InvalidInput as exc:
+            problems += exc.errors
+    if problems:
+        raise InvalidInput("The request has invalid fields.", errors=problems)
+    options = dict(options or {})
+    provider = get_provider(model)
+    arguments = provider.build_arguments(model=model, inputs=checked, options=options)
+    estimate = provider.estimate(model, arguments).quantize(Decimal("0.000001"))
+    return PreparedRequest(model=model, inputs=checked, options=options,
+                           provider_arguments=arguments, estimated_cost=estimate)
+
+
+def request_fingerprint(*, model_slug: str, inputs: Any, options: Any, metadata: Any) -> str:
+    body = json.dumps({"model": model_slug, "inputs": inputs, "options": options or {},
+                       "metadata": metadata or {}}, sort_keys=True, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def job_create(*, user: Any, model_slug: str, inputs: Any, options: Any = None,
+               metadata: Any = None, idempotency_key: str = "", webhook_url: str = "",
+               output: str = "image") -> tuple[Job, bool]:
+    """Validate, create a queued job and dispatch it after commit.
+
+    Returns ``(job, created)``. With an idempotency key, the same key and body
+    return the job made the first time; the same key with another body is a 409.
+    """
+    metadata_problems = nul_problems(metadata, "metadata")
+    if webhook_url:
+        # The same guard as every user-supplied address: no internal targets.
+        try:
+            webhook_url_check(url=webhook_url)
+        except InvalidInput as exc:
+            metadata_problems += exc.errors
+    if metadata is not None and not isinstance(metadata, dict):
+        metadata_problems.append(FieldProblem("metadata", "must be an object"))
+    fingerprint = request_fingerprint(model_slug=model_slug, inputs=inputs, options=options,
+                                      metadata=[metadata, webhook_url])
+    if idempotency_key:
+        existing = _job_for_idempotency_key(user=user, key=idempotency_key,
+                                            fingerprint=fingerprint)
+        if existing is not None:
+            return existing, False
+    try:
+        prepared = generation_prepare(model_slug=model_slug, inputs=inputs, options=options,
+                                      output=output)
+    except InvalidInput as exc:  # report metadata problems in the same answer
+        raise InvalidInput(exc.message, errors=metadata_problems + exc.errors) from None
+    if metadata_problems:
+        raise InvalidInput("The request has invalid fields.", errors=metadata_problems)
+    try:
+        with transaction.atomic():
+            job = Job.objects.create(
+                user=user,
+                model=prepared.model,
+                model_slug=prepared.model.slug,
+                model_version=prepared.model.version_label,
+                inputs=prepared.inputs,
+                options=prepared.options,
+                metadata=metadata or {},
+                webhook_url=webhook_url,
+                provider_arguments=prepared.provider_arguments,
+                currency=prepared.model.currency,
+                estimated_cost=prepared.estimated_cost,
+                idempotency_key=idempotency_key,
+                request_fingerprint=fingerprint,
+                request_id=request_id_var.get(),
+            )
+            notify_job_event(job=job, type="queued", payload={"status": job.status,
+                                                              "position": None})
+            transaction.on_commit(lambda: dispatch_job(job.pk))
+    except IntegrityError:
+        # A concurrent request with the same idempotency key won the race.
+        existing = _job_for_idempotency_key(user=user, key=idempotency_key,
+                                            fingerprint=fingerprint)
+        if existing is None:
+            raise
+        return existing, False
+    return job, True
+
+
+def _job_for_idempotency_key(*, user: Any, key: str, fingerprint: str) -> Job | None:
+    job = Job.objects.filter(user=user, idempotency_key=key).first()
+    if job is None:
+        return None
+    if job.request_fingerprint != fingerprint:
+        raise Conflict("This Idempotency-Key was already used with a different request.",
+                       code="idempotency_key_reused")
+    return job
+
+
+def job_cancel(*, user: Any, job_id: Any) -> Job:
+    """Cancel a job that has not finished; a finished job is a 409."""
+    job = job_get_for_user(user=user, job_id=job_id)
+    with transaction.atomic():
+        try:
+            job.transition(JobStatus.CANCELLED, error_code="cancelled",
+                           error_message="Cancelled by the user.")
+        except IllegalTransition:
+            job.refresh_from_db()
+            raise Conflict(f"The job is already {job.status} and cannot be cancelled.",
+                           code="job_not_cancellable") from None
+        notify_job_event(job=job, type="cancelled", payload={"status": job.status})
+        transaction.on_commit(lambda: request_cancel(job.pk))
+    return job
+
+
+def jobs_active_ids() -> list[Any]:
+    return list(Job.objects.filter(status__in=ACTIVE_STATUSES, parent__isnull=True)
+                .values_list("pk", flat=True))
