@@ -1,0 +1,82 @@
+"""Job events: numbered per job, stored, then sent through the channel layer.
+
+An event is recorded (with the next sequence number of its job) in the same
+transaction as the state change it describes, and sent to the groups
+``job.<id>`` and ``user.<id>`` only after that transaction commits. Clients that
+missed some catch up from the stored events; a snapshot always tells the truth.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from generation.models import Job, JobEvent
+
+logger = logging.getLogger(__name__)
+
+
+def job_group(job_id: Any) -> str:
+    return f"job.{job_id}"
+
+
+def user_group(user_id: Any) -> str:
+    return f"user.{user_id}"
+
+
+def record_event(*, job: Job, type: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Store the event with the job's next sequence number; returns the wire form."""
+    with transaction.atomic():
+        Job.objects.filter(pk=job.pk).update(last_event_seq=F("last_event_seq") + 1)
+        seq = Job.objects.filter(pk=job.pk).values_list("last_event_seq", flat=True).get()
+        now = timezone.now()
+        JobEvent.objects.create(job_id=job.pk, seq=seq, type=type, payload=payload,
+                                created_at=now)
+    job.last_event_seq = seq
+    return {"type": type, "job_id": str(job.pk), "seq": seq, "time": now.isoformat(),
+            "user_id": job.user_id, **payload}
+
+
+def _message(event: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "job.event", "event": {k: v for k, v in event.items() if k != "user_id"}}
+
+
+async def apublish(event: dict[str, Any]) -> None:
+    if event["type"] in ("completed", "failed", "cancelled"):  # the job's webhook, if any
+        from generation.outbound.services import on_job_finished
+
+        await on_job_finished(job_id=event["job_id"], event_type=event["type"])
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    message = _message(event)
+    try:
+        await layer.group_send(job_group(event["job_id"]), message)
+        await layer.group_send(user_group(event["user_id"]), message)
+    except Exception:  # a missed event is recovered by the snapshot; never fail the job
+        logger.warning("could not publish event %s of job %s", event["type"], event["job_id"],
+                       exc_info=True)
+
+
+def publish(event: dict[str, Any]) -> None:
+    """Send from sync code; inside a sync_to_async thread this runs on the outer loop."""
+    async_to_sync(apublish)(event)
+
+
+def notify_job_event(*, job: Job, type: str, payload: dict[str, Any]) -> None:
+    """Record now (inside the caller's transaction), send after commit."""
+    event = record_event(job=job, type=type, payload=payload)
+    transaction.on_commit(lambda: publish(event))
+
+
+async def anotify_job_event(*, job: Job, type: str, payload: dict[str, Any]) -> None:
+    """For async code outside any transaction: record, then send."""
+    event = await database_sync_to_async(record_event)(job=job, type=type, payload=payload)
+    await apublish(event)

@@ -1,0 +1,244 @@
+"""Google Gemini through the stock google-genai SDK (``client.aio``).
+
+Image models ("Nano Banana") return images inline; text models write copy, plain
+or as JSON of a given schema. The model id and prices come from the registry row;
+the same code talks to Google and to the built-in emulator (``GEMINI_BASE_URL``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import weakref
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from django.conf import settings
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types
+
+from brenia.urlguard import BlockedURL, check_public_url
+from generation.providers.base import (
+    MalformedResponse,
+    OnSubmitted,
+    OnUpdate,
+    OutputImage,
+    PermanentProviderError,
+    Provider,
+    ProviderError,
+    ProviderResult,
+    Running,
+    TransientProviderError,
+)
+
+if TYPE_CHECKING:
+    from generation.models import AIModel, Job
+
+MAX_REFERENCE_BYTES = 7 * 1024 * 1024
+TRANSIENT_CODES = frozenset({408, 429, 500, 502, 503, 504})
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, genai.Client] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _client() -> genai.Client:
+    if not settings.GEMINI_API_KEY:
+        raise PermanentProviderError("GEMINI_API_KEY is not set: Brenia cannot call Gemini.",
+                                     code="provider_not_configured")
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        client = genai.Client(api_key=settings.GEMINI_API_KEY, http_options=types.HttpOptions(
+            base_url=settings.GEMINI_BASE_URL, timeout=120_000))
+        _clients[loop] = client
+    return client
+
+
+def classify_api_error(exc: genai_errors.APIError) -> ProviderError:
+    code = int(exc.code or 0)
+    message = exc.message or str(exc)
+    status = (exc.status or "").lower() or f"http_{code}"
+    if code in TRANSIENT_CODES:
+        return TransientProviderError(message, code=status, detail=exc.details)
+    return PermanentProviderError(message, code=status, detail=exc.details)
+
+
+class GeminiProvider(Provider):
+    name = "gemini"
+
+    def build_arguments(self, *, model: AIModel, inputs: dict[str, Any],
+                        options: dict[str, Any]) -> dict[str, Any]:
+        arguments = dict(inputs)
+        if "seed" in options:
+            arguments["seed"] = options["seed"]
+        if "width" in options and "height" in options and "aspect_ratio" not in arguments:
+            arguments["aspect_ratio"] = nearest_aspect_ratio(options["width"], options["height"])
+        return arguments
+
+    def estimate_images(self, arguments: dict[str, Any]) -> list[tuple[int, int]]:
+        return []
+
+    def estimate(self, model: AIModel, arguments: dict[str, Any]) -> Decimal:
+        """Tokens the registry row says a result of this size costs, at its token price.
+
+        ``output_mapping`` holds ``image_tokens`` per size tier (and the ``default`` tier)
+        for image models, ``expected_output_tokens`` for text models.
+        """
+        mapping = model.output_mapping or {}
+        if model.kind == "text":
+            tokens = int(arguments.get("max_output_tokens")
+                         or mapping.get("expected_output_tokens", 1024))
+        else:
+            tiers = mapping.get("image_tokens") or {}
+            size = arguments.get("image_size") or mapping.get("default", "1K")
+            tokens = int(tiers.get(size) or max(tiers.values(), default=0))
+        return self.price_tokens(model, tokens)
+
+    async def execute(self, *, job: Job, on_submitted: OnSubmitted,
+                      on_update: OnUpdate) -> ProviderResult:
+        model = job.model
+        arguments = job.provider_arguments
+        # A Gemini call is one request with no remote queue: there is no request id to
+        # re-attach to, so the job is marked submitted just before the call.
+        await on_submitted("")
+        await on_update(Running(new_logs=[f"Calling {model.endpoint_id}"]))
+        is_text = model.kind == "text"
+        contents: list[Any] = [str(arguments.get("prompt", ""))]
+        for url in arguments.get("reference_image_urls", []) or []:
+            contents.append(await _reference_part(url))
+        config = self._config(arguments, is_text=is_text)
+        try:
+            response = await _client().aio.models.generate_content(
+                model=model.endpoint_id, contents=contents, config=config)
+        except genai_errors.APIError as exc:
+            raise classify_api_error(exc) from exc
+        except genai_errors.UnknownApiResponseError as exc:
+            raise MalformedResponse("Gemini returned a response that is not JSON.",
+                                    code="malformed_response") from exc
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            raise TransientProviderError("Gemini could not be reached.",
+                                         code="provider_unreachable") from exc
+        except Exception as exc:
+            # google-genai uses its own httpx fork; its transport errors land here.
+            if exc.__class__.__name__ in ("ConnectError", "ReadTimeout", "ConnectTimeout",
+                                          "RemoteProtocolError", "ReadError"):
+                raise TransientProviderError("Gemini could not be reached.",
+                                             code="provider_unreachable") from exc
+            raise
+        return self._parse(response, is_text=is_text, arguments=arguments)
+
+    def _config(self, arguments: dict[str, Any], *, is_text: bool) -> types.GenerateContentConfig:
+        if is_text:
+            schema = arguments.get("response_schema")
+            return types.GenerateContentConfig(
+                system_instruction=arguments.get("system") or None,
+                temperature=arguments.get("temperature"),
+                max_output_tokens=arguments.get("max_output_tokens"),
+                seed=arguments.get("seed"),
+                response_mime_type="application/json" if schema else None,
+                response_json_schema=schema or None,
+            )
+        image_config = types.ImageConfig(aspect_ratio=arguments.get("aspect_ratio"),
+                                         image_size=arguments.get("image_size"))
+        return types.GenerateContentConfig(response_modalities=["IMAGE"],
+                                           image_config=image_config, seed=arguments.get("seed"))
+
+    def _parse(self, response: types.GenerateContentResponse, *, is_text: bool,
+               arguments: dict[str, Any]) -> ProviderResult:
+        usage = response.usage_metadata
+        usage_dict = usage.model_dump(mode="json", exclude_none=True) if usage else {}
+        feedback = response.prompt_feedback
+        if feedback is not None and feedback.block_reason:
+            reason = str(feedback.block_reason.value if hasattr(feedback.block_reason, "value")
+                         else feedback.block_reason)
+            raise PermanentProviderError(
+                "The prompt was blocked by the provider's safety filter "
+                f"({reason}). Rephrase the brief and try again.", code="prompt_blocked")
+        candidate = response.candidates[0] if response.candidates else None
+        finish = ""
+        if candidate is not None and candidate.finish_reason is not None:
+            finish = str(getattr(candidate.finish_reason, "value", candidate.finish_reason))
+        text = "".join(part.text or "" for part in (response.parts or [])
+                       if not part.thought and part.text)
+        if is_text:
+            if not text:
+                raise PermanentProviderError(f"The model returned no text ({finish or 'empty'}).",
+                                             code="no_text")
+            if arguments.get("response_schema"):
+                try:
+                    json.loads(text)
+                except ValueError as exc:
+                    raise MalformedResponse("The model's JSON answer is not valid JSON.",
+                                            code="malformed_response") from exc
+            return ProviderResult(images=[], text=text, usage=usage_dict,
+                                  billed_tokens=_total_output_tokens(usage))
+        images = [
+            OutputImage(data=part.inline_data.data, content_type=part.inline_data.mime_type or "")
+            for part in (response.parts or [])
+            if not part.thought and part.inline_data is not None and part.inline_data.data
+        ]
+        if not images:
+            code = finish.lower() if finish and finish != "STOP" else "no_image"
+            message = "The image was withheld by the provider's safety filter." \
+                if "SAFETY" in finish or "PROHIBITED" in finish \
+                else "The model answered without an image."
+            if text:
+                message += f" It said: {text[:300]}"
+            raise PermanentProviderError(message, code=code)
+        return ProviderResult(images=images, text=text, usage=usage_dict,
+                              billed_tokens=_image_tokens(usage))
+
+    def price_tokens(self, model: AIModel, tokens: int) -> Decimal:
+        return model.price_per_million_tokens * Decimal(tokens) / Decimal(1_000_000)
+
+
+def _image_tokens(usage: types.GenerateContentResponseUsageMetadata | None) -> int | None:
+    if usage is None:
+        return None
+    details = usage.candidates_tokens_details or []
+    tokens = sum(d.token_count or 0 for d in details
+                 if str(getattr(d.modality, "value", d.modality)) == "IMAGE")
+    return tokens or usage.candidates_token_count
+
+
+def _total_output_tokens(usage: types.GenerateContentResponseUsageMetadata | None) -> int | None:
+    if usage is None:
+        return None
+    return (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)
+
+
+async def _reference_part(url: str) -> types.Part:
+    """Fetch a user-supplied reference image through the URL guard."""
+    if url.startswith("data:"):
+        from generation.results import decode_data_uri
+
+        mime = url[5:url.index(";")] if ";" in url else "image/png"
+        return types.Part.from_bytes(data=decode_data_uri(url), mime_type=mime)
+    try:
+        await asyncio.to_thread(check_public_url, url, field="inputs.reference_image_urls")
+    except BlockedURL as exc:
+        raise PermanentProviderError("A reference image URL points to an internal address.",
+                                     code="url_not_allowed") from exc
+    async with httpx.AsyncClient(timeout=30, follow_redirects=False) as http:
+        response = await http.get(url)
+    if response.status_code != 200 or len(response.content) > MAX_REFERENCE_BYTES:
+        raise PermanentProviderError("A reference image could not be fetched.",
+                                     code="reference_image_unavailable")
+    mime = response.headers.get("content-type", "image/png").split(";")[0]
+    return types.Part.from_bytes(data=response.content, mime_type=mime)
+
+
+ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
+
+
+def nearest_aspect_ratio(width: int, height: int) -> str:
+    target = width / height
+
+    def distance(ratio: str) -> float:
+        w, h = ratio.split(":")
+        return abs(int(w) / int(h) - target)
+
+    return min(ASPECT_RATIOS, key=distance)

@@ -1,0 +1,362 @@
+"""Running one job to its end: provider call, events, images, cost.
+
+Async end to end: a waiting job costs a coroutine, not a thread. Safe to run
+again at any point: a job holding a provider request id re-attaches instead of
+submitting, and finalization creates each image row once and settles once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import statistics
+import time
+import traceback
+import weakref
+from typing import Any
+
+import httpx
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from brenia.logs import request_id_var
+from generation.events import anotify_job_event, apublish, record_event
+from generation.models import (
+    AttemptOutcome,
+    IllegalTransition,
+    Image,
+    Job,
+    JobAttempt,
+    JobStatus,
+)
+from generation.presenters import image_state
+from generation.providers import get_provider
+from generation.providers.base import (
+    MalformedResponse,
+    PermanentProviderError,
+    Provider,
+    ProviderError,
+    ProviderResult,
+    Queued,
+    Running,
+    TransientProviderError,
+    Update,
+)
+from generation.results import CheckedImage, check_image, fetch_image_bytes, store_image
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+BACKOFF_BASE = 1.0
+BACKOFF_CAP = 20.0
+
+
+def backoff_delay(attempt: int) -> float:
+    """Exponential backoff with full jitter: uniform in [0.5, 1.5] times base*2^(n-1), capped."""
+    return min(BACKOFF_BASE * 2 ** (attempt - 1), BACKOFF_CAP) * random.uniform(0.5, 1.5)
+
+
+_download_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def download_client() -> httpx.AsyncClient:
+    """One client per event loop: building one per job costs ~25 ms of CPU (TLS setup)."""
+    loop = asyncio.get_running_loop()
+    client = _download_clients.get(loop)
+    if client is None:
+        client = _download_clients[loop] = httpx.AsyncClient(timeout=60.0)
+    return client
+
+
+_durations: dict[int, tuple[float, float | None]] = {}
+DURATION_SAMPLE = 50
+DURATION_TTL = 30.0
+
+
+async def median_run_seconds(model_id: int) -> float | None:
+    """Median seconds from start to finish of the model's recent jobs (cached briefly)."""
+    now = time.monotonic()
+    cached = _durations.get(model_id)
+    if cached and now - cached[0] < DURATION_TTL:
+        return cached[1]
+    spans = [
+        (finished - started).total_seconds()  # type: ignore[operator]  # filtered non-null
+        async for started, finished in Job.objects.filter(
+            model_id=model_id, status=JobStatus.COMPLETED, started_at__isnull=False,
+            finished_at__isnull=False).order_by("-finished_at")
+        .values_list("started_at", "finished_at")[:DURATION_SAMPLE]
+    ]
+    median = statistics.median(spans) if spans else None
+    _durations[model_id] = (now, median)
+    return median
+
+
+async def eta_seconds(model_id: int, position: int) -> int | None:
+    """Requests ahead, plus this one, times the model's recent median run time."""
+    median = await median_run_seconds(model_id)
+    return None if median is None else max(1, round((position + 1) * median))
+
+
+async def run_job(job_id: Any) -> None:
+    """Drive a job to a terminal state; never raises except on cancellation."""
+    try:
+        job = await Job.objects.select_related("model").aget(pk=job_id)
+    except Job.DoesNotExist:
+        logger.warning("job %s vanished before it ran", job_id)
+        return
+    if job.is_terminal:
+        return
+    token = request_id_var.set(job.request_id or "-")
+    try:
+        await JobRun(job).run()
+    finally:
+        request_id_var.reset(token)
+
+
+class JobRun:
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.provider: Provider = get_provider(job.model)
+        self.attempt: JobAttempt | None = None
+        self.last_position: int | None = None
+
+    async def run(self) -> None:
+        # The cancellation may land anywhere, even inside one of the handlers below
+        # (a user's cancel races the runner noticing it): handle it once, outside.
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            await self._on_cancelled()
+            raise
+
+    async def _run(self) -> None:
+        job = self.job
+        try:
+            for number in range(1, MAX_ATTEMPTS + 1):
+                try:
+                    result = await self._attempt(number)
+                except TransientProviderError as exc:
+                    await self._end_attempt(AttemptOutcome.TRANSIENT_ERROR, exc)
+                    if number == MAX_ATTEMPTS:
+                        raise
+                    logger.info("job %s: transient error %s, retrying", job.pk, exc.code)
+                    if exc.code != "provider_unreachable":
+                        # The remote request itself failed: the next attempt submits anew.
+                        await self._forget_request()
+                    await asyncio.sleep(backoff_delay(number))
+                    continue
+                await self._end_attempt(AttemptOutcome.SUCCEEDED)
+                await self._finalize(result)
+                return
+        except IllegalTransition:
+            # Someone else moved the job (a cancel, a webhook that finalized it).
+            await self._stop_if_cancelled()
+        except TimeoutError:
+            await self._end_attempt(AttemptOutcome.TRANSIENT_ERROR, None)
+            # Stop the remote work too, so it is not billed for nothing.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.provider.cancel(job=job), timeout=10)
+            await self._finish(JobStatus.FAILED, "timeout",
+                               "The provider did not finish in time.")
+        except MalformedResponse as exc:
+            await self._end_attempt(AttemptOutcome.PERMANENT_ERROR, exc)
+            await self._finish(JobStatus.ERRORED, exc.code, exc.message,
+                               traceback.format_exc())
+        except ProviderError as exc:
+            if self.attempt is not None and self.attempt.outcome == AttemptOutcome.RUNNING:
+                await self._end_attempt(AttemptOutcome.PERMANENT_ERROR, exc)
+            status = JobStatus.FAILED if exc.permanent else JobStatus.ERRORED
+            await self._finish(status, exc.code, exc.message,
+                               "" if exc.permanent else traceback.format_exc())
+        except Exception as exc:
+            logger.exception("job %s errored", job.pk)
+            await self._end_attempt(AttemptOutcome.PERMANENT_ERROR, exc)
+            await self._finish(JobStatus.ERRORED, "internal_error",
+                               "Brenia hit an unexpected error; an admin can see the details.",
+                               traceback.format_exc())
+
+    async def complete_with(self, result: ProviderResult) -> None:
+        """Finish the job from a result obtained elsewhere (a provider's webhook)."""
+        try:
+            await self._finalize(result)
+        except IllegalTransition:
+            return  # the polling runner finished first
+        except ProviderError as exc:
+            await self.fail(exc)
+
+    async def fail(self, exc: ProviderError) -> None:
+        status = JobStatus.FAILED if exc.permanent and not isinstance(
+            exc, MalformedResponse) else JobStatus.ERRORED
+        await self._finish(status, exc.code, exc.message)
+
+    async def _attempt(self, number: int) -> ProviderResult:
+        job = self.job
+        self.attempt = await JobAttempt.objects.acreate(
+            job=job, number=await self._next_attempt_number(), provider=self.provider.name,
+            endpoint_id=job.model.endpoint_id, provider_request_id=job.provider_request_id)
+        async with asyncio.timeout(settings.BRENIA_JOB_TIMEOUT):
+            return await self.provider.execute(job=job, on_submitted=self._on_submitted,
+                                               on_update=self._on_update)
+
+    async def _next_attempt_number(self) -> int:
+        last = await JobAttempt.objects.filter(job=self.job).order_by("-number").afirst()
+        return (last.number if last else 0) + 1
+
+    async def _end_attempt(self, outcome: str, exc: BaseException | None = None) -> None:
+        attempt = self.attempt
+        if attempt is None or attempt.outcome != AttemptOutcome.RUNNING:
+            return
+        attempt.outcome = outcome
+        attempt.ended_at = timezone.now()
+        attempt.provider_request_id = self.job.provider_request_id
+        if exc is not None:
+            attempt.error_class = f"{exc.__class__.__module__}.{exc.__class__.__qualname__}"
+            attempt.error_message = str(exc)[:2000]
+        await attempt.asave()
+
+    async def _forget_request(self) -> None:
+        await Job.objects.filter(pk=self.job.pk).aupdate(provider_request_id="")
+        self.job.provider_request_id = ""
+
+    async def _on_submitted(self, request_id: str) -> None:
+        """Commit the remote id before any waiting: a restart re-attaches to it."""
+        job = self.job
+        if job.status == JobStatus.QUEUED:
+            await job.atransition(JobStatus.SUBMITTED, provider_request_id=request_id,
+                                  submitted_at=timezone.now())
+        else:
+            updated = await Job.objects.filter(
+                pk=job.pk, status__in=(JobStatus.SUBMITTED, JobStatus.IN_PROGRESS)
+            ).aupdate(provider_request_id=request_id)
+            if not updated:
+                raise IllegalTransition(f"job {job.pk} left the running states")
+            job.provider_request_id = request_id
+        if self.attempt is not None:
+            self.attempt.provider_request_id = request_id
+            await self.attempt.asave(update_fields=["provider_request_id"])
+
+    async def _on_update(self, update: Update) -> None:
+        job = self.job
+        if isinstance(update, Queued):
+            if update.position == self.last_position and job.status != JobStatus.QUEUED:
+                return
+            self.last_position = update.position
+            if job.status == JobStatus.IN_PROGRESS:
+                return  # a retried remote attempt; the job does not move backwards
+            updated = await Job.objects.filter(
+                pk=job.pk, status=JobStatus.SUBMITTED).aupdate(queue_position=update.position)
+            if not updated:
+                raise IllegalTransition(f"job {job.pk} left the submitted state")
+            job.queue_position = update.position
+            await anotify_job_event(job=job, type="queued", payload={
+                "status": job.status, "position": update.position,
+                "eta_seconds": await eta_seconds(job.model_id, update.position)})
+        elif isinstance(update, Running):
+            first = job.status != JobStatus.IN_PROGRESS
+            if not first and not update.new_logs and update.progress is None:
+                return
+            fields: dict[str, Any] = {"queue_position": None}
+            if update.progress is not None:
+                fields["progress"] = update.progress
+            if first:
+                fields["started_at"] = timezone.now()
+            await job.atransition(JobStatus.IN_PROGRESS, **fields)
+            await anotify_job_event(job=job, type="in_progress", payload={
+                "status": job.status, "progress": job.progress, "logs": update.new_logs})
+
+    async def _finalize(self, result: ProviderResult) -> None:
+        job = self.job
+        checked: list[tuple[CheckedImage, str, int | None]] = []
+        http = download_client()
+        for output in result.images:
+            data = await fetch_image_bytes(output, client=http)
+            image = await asyncio.to_thread(check_image, data)
+            name = await store_image(image)
+            checked.append((image, name, output.seed))
+        if not checked and not result.text:
+            raise PermanentProviderError("The model produced no output.", code="no_output")
+        cost = self._settle_cost(result, checked)
+        produced = {"text": result.text, "usage": result.usage} if result.text or result.usage \
+            else {}
+        try:
+            event = await database_sync_to_async(_complete_job)(job=job, images=checked,
+                                                                  cost=cost, output=produced)
+        except IllegalTransition:
+            await sync_to_async(_discard_unreferenced)([name for _, name, _ in checked])
+            raise
+        await apublish(event)
+
+    def _settle_cost(self, result: ProviderResult,
+                     images: list[tuple[CheckedImage, str, int | None]]) -> Any:
+        model = self.job.model
+        if result.billed_tokens is not None:
+            return self.provider.price_tokens(model, result.billed_tokens)
+        price = getattr(self.provider, "price", None)
+        if price is not None:
+            return price(model, [(image.width, image.height) for image, _, _ in images])
+        return model.price_per_image * len(images)
+
+    async def _finish(self, status: str, code: str, message: str, trace: str = "") -> None:
+        job = self.job
+        try:
+            event = await database_sync_to_async(_terminate_job)(
+                job=job, status=status, code=code, message=message, trace=trace)
+        except IllegalTransition:
+            return
+        await apublish(event)
+
+    async def _on_cancelled(self) -> None:
+        """The task was cancelled: by a user's cancel (tell the provider) or by shutdown."""
+        status = await Job.objects.filter(pk=self.job.pk).values_list("status", flat=True).afirst()
+        await self._end_attempt(AttemptOutcome.INTERRUPTED)
+        if status == JobStatus.CANCELLED:
+            await asyncio.shield(self.provider.cancel(job=self.job))
+
+    async def _stop_if_cancelled(self) -> None:
+        await self._end_attempt(AttemptOutcome.INTERRUPTED)
+        await self.job.arefresh_from_db()
+        if self.job.status == JobStatus.CANCELLED:
+            await asyncio.shield(self.provider.cancel(job=self.job))
+
+
+def _complete_job(*, job: Job, images: list[tuple[CheckedImage, str, int | None]],
+                  cost: Any, output: dict[str, Any]) -> dict[str, Any]:
+    """One transaction: image rows (once each), the completed state, its event."""
+    with transaction.atomic():
+        job.transition(JobStatus.COMPLETED, cost=cost, progress=1.0, result=output)
+        rows = []
+        for index, (image, name, seed) in enumerate(images):
+            row, _ = Image.objects.get_or_create(job=job, index=index, defaults={
+                "file": name, "sha256": image.sha256, "width": image.width,
+                "height": image.height, "format": image.format, "bytes": len(image.data),
+                "seed": seed, "model_slug": job.model_slug,
+                "model_version": job.model_version,
+                "prompt": str(job.inputs.get("prompt", ""))[:5000],
+            })
+            rows.append(row)
+        return record_event(job=job, type="completed", payload={
+            "status": job.status, "images": [image_state(row) for row in rows],
+            "text": output.get("text", ""), "cost": str(cost), "currency": job.currency})
+
+
+def _terminate_job(*, job: Job, status: str, code: str, message: str,
+                   trace: str) -> dict[str, Any]:
+    with transaction.atomic():
+        job.transition(status, error_code=code, error_message=message, error_traceback=trace)
+        return record_event(job=job, type="failed", payload={
+            "status": status, "code": code, "message": message})
+
+
+def _discard_unreferenced(names: list[str]) -> None:
+    """Files saved for a job that did not complete, unless another image uses them."""
+    for name in names:
+        if not Image.objects.filter(file=name).exists():
+            default_storage.delete(name)
