@@ -1,0 +1,134 @@
+"""WebSocket endpoint for live job updates: ``/ws/jobs/`` (all of the user's jobs)
+or ``/ws/jobs/?job=<id>&after=<seq>`` (one job, catching up after ``seq``).
+
+Consumers only relay: they authorize in ``connect`` and forward events from the
+channel layer. A snapshot follows every (re)subscribe, so a dropped connection
+never leaves a client on a stale state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.auth import AuthMiddlewareStack
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.contrib.auth.models import AnonymousUser
+
+from brenia.auth import user_for_api_key
+from brenia.errors import NotFound
+from generation.events import job_group, user_group
+from generation.presenters import job_state
+from generation.selectors import job_events_after, job_get_for_user, job_list_for_user
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
+
+
+class _BearerMiddleware:
+    """Lets integrations authenticate a WebSocket with ``Authorization: Bearer <key>``."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        user = scope.get("user")
+        if user is None or not user.is_authenticated:
+            headers = dict(scope.get("headers") or [])
+            value = headers.get(b"authorization", b"").decode("latin-1")
+            if value.lower().startswith("bearer "):
+                found = await database_sync_to_async(user_for_api_key)(value[7:].strip())
+                scope = {**scope, "user": found or AnonymousUser()}
+        return await self.inner(scope, receive, send)
+
+
+def ApiKeyAuthMiddleware(inner: Any) -> Any:
+    return AuthMiddlewareStack(_BearerMiddleware(inner))
+
+
+def _snapshot(user: Any, job_id: Any, after: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    job = job_get_for_user(user=user, job_id=job_id)
+    missed = [
+        {"type": e.type, "job_id": str(job.pk), "seq": e.seq,
+         "time": e.created_at.isoformat(), **e.payload}
+        for e in job_events_after(job=job, after=after)
+    ] if after else []
+    return job_state(job), missed
+
+
+def _recent_jobs(user: Any) -> list[dict[str, Any]]:
+    return [job_state(job) for job in job_list_for_user(user=user)[:20]]
+
+
+class JobEventsConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        self.user = self.scope.get("user")
+        self.seen: dict[str, int] = {}
+        self.groups_joined: set[str] = set()
+        await self.accept()
+        if self.user is None or not self.user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        query = parse_qs(self.scope.get("query_string", b"").decode())
+        job_id = (query.get("job") or [""])[0]
+        after = _int((query.get("after") or ["0"])[0])
+        if job_id:
+            await self.follow_job(job_id, after, close_on_missing=True)
+        else:
+            await self._join(user_group(self.user.pk))
+            jobs = await database_sync_to_async(_recent_jobs)(self.user)
+            for state in jobs:
+                self.seen[state["id"]] = state["last_event_seq"]
+            await self.send_json({"type": "snapshot", "jobs": jobs})
+
+    async def follow_job(self, job_id: str, after: int, *, close_on_missing: bool) -> None:
+        try:
+            # Join first, then read: an event sent in between is caught by the seq filter.
+            state, missed = await database_sync_to_async(_snapshot)(self.user, job_id, after)
+        except NotFound:
+            await self.send_json({"type": "error", "code": "job_not_found",
+                                  "message": "There is no such job."})
+            if close_on_missing:
+                await self.close(code=CLOSE_NOT_FOUND)
+            return
+        await self._join(job_group(state["id"]))
+        for event in missed:
+            await self.send_json(event)
+        self.seen[state["id"]] = state["last_event_seq"]
+        await self.send_json({"type": "snapshot", "job_id": state["id"],
+                              "seq": state["last_event_seq"], "job": state})
+
+    async def _join(self, group: str) -> None:
+        if group not in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups_joined.add(group)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if not isinstance(content, dict):
+            return
+        action = content.get("action")
+        if action == "subscribe" and content.get("job"):
+            await self.follow_job(str(content["job"]), _int(content.get("after")),
+                                  close_on_missing=False)
+        elif action == "ping":
+            await self.send_json({"type": "pong"})
+
+    async def job_event(self, message: dict[str, Any]) -> None:
+        event = message["event"]
+        job_id = event.get("job_id", "")
+        if event.get("seq", 0) <= self.seen.get(job_id, 0):
+            return  # already covered by a snapshot or sent before
+        self.seen[job_id] = event["seq"]
+        await self.send_json(event)
+
+    async def disconnect(self, code: int) -> None:
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+
+def _int(value: Any) -> int:
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return 0

@@ -1,0 +1,108 @@
+"""The live job page in a real browser (Playwright driving Debian's chromium)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from generation.emulators.server import EmulatorThread
+from tests.conftest import LiveBrenia, Persona
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-dev-shm-usage"]
+
+# Records every status the page shows, so the test sees transitions, not just the end.
+RECORD_STATUSES = """
+window.__statuses = [];
+document.addEventListener("DOMContentLoaded", () => {
+  const el = document.getElementById("job-status");
+  if (!el) return;
+  window.__statuses.push(el.dataset.status);
+  new MutationObserver(() => {
+    const s = el.dataset.status;
+    if (window.__statuses[window.__statuses.length - 1] !== s) window.__statuses.push(s);
+  }).observe(el, {attributes: true, childList: true, characterData: true, subtree: true});
+});
+"""
+
+
+@pytest.fixture
+def live_fal() -> Iterator[EmulatorThread]:
+    """A slower emulator, so queue and progress are visible for a human-sized moment."""
+    from generation.emulators.fal import FalEmulatorConfig, create_app
+
+    server = EmulatorThread(lambda: create_app(FalEmulatorConfig(
+        latency="fast", dispatch_s=1.2, inference_s=1.5)))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    # Playwright's sync API keeps an event loop on this thread, which Django's
+    # async-safety check mistakes for async code; the test itself is synchronous.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+def log_in(page: Page, live: LiveBrenia, persona: Persona) -> None:
+    page.goto(f"{live.url}/accounts/login/")
+    page.fill("input[name=username]", persona.user.username)
+    page.fill("input[name=password]", persona.password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live.url}/")
+
+
+def test_job_page_shows_live_transitions_without_reload(live_brenia: LiveBrenia, owner: Persona,
+                                                        browser: Browser) -> None:
+    page = browser.new_page()
+    page.add_init_script(RECORD_STATUSES)
+    navigations: list[str] = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+    log_in(page, live_brenia, owner)
+    page.fill("textarea[name=prompt]", "Summer lemonade billboard, bold type")
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]+/$"))
+    loads_before = len(navigations)
+    page.wait_for_selector("#job-status[data-status=completed]", timeout=30_000)
+    statuses: list[str] = page.evaluate("window.__statuses")
+    assert statuses[-1] == "completed"
+    assert "in_progress" in statuses, statuses
+    assert any(s in ("queued", "submitted") for s in statuses[:-1]), statuses
+    assert len(navigations) == loads_before  # no reload happened
+    image = page.locator("#job-images img")
+    image.wait_for()
+    natural_width: Any = image.evaluate("img => img.naturalWidth")
+    assert natural_width > 0  # the image really loaded through the owner-only link
+    assert page.locator("#job-logs").inner_text().strip() != ""
+    page.close()
+
+
+def test_job_page_recovers_after_a_dropped_connection(live_brenia: LiveBrenia, owner: Persona,
+                                                      browser: Browser) -> None:
+    page = browser.new_page()
+    log_in(page, live_brenia, owner)
+    page.fill("textarea[name=prompt]", "Discount banner, 30% off")
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]+/$"))
+    page.wait_for_selector("#connection[data-state=open]")
+    page.evaluate("window.breniaJobFeed.simulateDrop()")
+    page.wait_for_selector("#job-status[data-status=completed]", timeout=30_000)
+    page.locator("#job-images img").wait_for()
+    page.close()
