@@ -8,6 +8,7 @@ missed some catch up from the stored events; a snapshot always tells the truth.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -57,12 +58,19 @@ async def apublish(event: dict[str, Any]) -> None:
     if layer is None:
         return
     message = _message(event)
+    task = asyncio.current_task()
+    cancels_before = task.cancelling() if task is not None else 0
     try:
         await layer.group_send(job_group(event["job_id"]), message)
         await layer.group_send(user_group(event["user_id"]), message)
     except Exception:  # a missed event is recovered by the snapshot; never fail the job
         logger.warning("could not publish event %s of job %s", event["type"], event["job_id"],
                        exc_info=True)
+    if task is not None and task.cancelling() > cancels_before:
+        # redis-py writes through asyncio.wait_for, which on Python 3.11 drops a
+        # cancellation that lands just as the write finishes (fixed in 3.12). A job
+        # runner being shut down must still stop, so raise it again here.
+        raise asyncio.CancelledError
 
 
 def publish(event: dict[str, Any]) -> None:
