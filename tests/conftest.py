@@ -41,6 +41,18 @@ def django_db_modify_db_settings() -> None:
         db.setdefault("TEST", {})["NAME"] = f"test_{db['NAME']}_{os.getpid()}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _thread_connections_closed(django_db_setup: None) -> Iterator[None]:
+    """Async tests and in-process jobs query through asgiref's shared sync thread,
+    which keeps its connection open; the test database can only be dropped (instead
+    of being left behind) once that is closed."""
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)
+
+
 @dataclass
 class Persona:
     user: Any
