@@ -15,8 +15,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.utils import timezone
 
 from generation.models import Job, JobEvent
@@ -35,14 +34,31 @@ def user_group(user_id: Any) -> str:
 def record_event(*, job: Job, type: str, payload: dict[str, Any]) -> dict[str, Any]:
     """Store the event with the job's next sequence number; returns the wire form."""
     with transaction.atomic():
-        Job.objects.filter(pk=job.pk).update(last_event_seq=F("last_event_seq") + 1)
-        seq = Job.objects.filter(pk=job.pk).values_list("last_event_seq", flat=True).get()
+        seq = _next_seq(job)
         now = timezone.now()
         JobEvent.objects.create(job_id=job.pk, seq=seq, type=type, payload=payload,
                                 created_at=now)
     job.last_event_seq = seq
     return {"type": type, "job_id": str(job.pk), "seq": seq, "time": now.isoformat(),
             "user_id": job.user_id, **payload}
+
+
+def _next_seq(job: Job) -> int:
+    """Take the job's next sequence number: one UPDATE … RETURNING, the row stays locked
+    until the caller's transaction ends (PostgreSQL and SQLite ≥ 3.35 both have it)."""
+    table = connection.ops.quote_name(Job._meta.db_table)
+    column = connection.ops.quote_name("last_event_seq")
+    pk = Job._meta.pk
+    assert pk is not None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {column} = {column} + 1 "  # noqa: S608  # names, not input
+            f"WHERE {connection.ops.quote_name(pk.column)} = %s RETURNING {column}",
+            [pk.get_db_prep_value(job.pk, connection)])
+        row = cursor.fetchone()
+    if row is None:
+        raise Job.DoesNotExist(f"job {job.pk} is gone")
+    return int(row[0])
 
 
 def _message(event: dict[str, Any]) -> dict[str, Any]:

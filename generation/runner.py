@@ -331,17 +331,15 @@ def _complete_job(*, job: Job, images: list[tuple[CheckedImage, str, int | None]
                   cost: Any, output: dict[str, Any]) -> dict[str, Any]:
     """One transaction: image rows (once each), the completed state, its event."""
     with transaction.atomic():
+        # The transition succeeds once per job, so its images are new here; the unique
+        # (job, index) constraint stands guard all the same.
         job.transition(JobStatus.COMPLETED, cost=cost, progress=1.0, result=output)
-        rows = []
-        for index, (image, name, seed) in enumerate(images):
-            row, _ = Image.objects.get_or_create(job=job, index=index, defaults={
-                "file": name, "sha256": image.sha256, "width": image.width,
-                "height": image.height, "format": image.format, "bytes": len(image.data),
-                "seed": seed, "model_slug": job.model_slug,
-                "model_version": job.model_version,
-                "prompt": str(job.inputs.get("prompt", ""))[:5000],
-            })
-            rows.append(row)
+        prompt = str(job.inputs.get("prompt", ""))[:5000]
+        rows = Image.objects.bulk_create([
+            Image(job=job, index=index, file=name, sha256=image.sha256, width=image.width,
+                  height=image.height, format=image.format, bytes=len(image.data), seed=seed,
+                  model_slug=job.model_slug, model_version=job.model_version, prompt=prompt)
+            for index, (image, name, seed) in enumerate(images)])
         return record_event(job=job, type="completed", payload={
             "status": job.status, "images": [image_state(row) for row in rows],
             "text": output.get("text", ""), "cost": str(cost), "currency": job.currency})
