@@ -127,6 +127,10 @@ class JobRun:
         self.provider: Provider = get_provider(job.model)
         self.attempt: JobAttempt | None = None
         self.last_position: int | None = None
+        # Status updates wait here for ``_apply_updates``, so that writing and sending
+        # them never holds up the provider's next poll.
+        self.updates: list[Update] = []
+        self.pump: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         # The cancellation may land anywhere, even inside one of the handlers below
@@ -134,6 +138,7 @@ class JobRun:
         try:
             await self._run()
         except asyncio.CancelledError:
+            await self._stop_updates()
             await self._on_cancelled()
             raise
 
@@ -203,8 +208,18 @@ class JobRun:
             job=job, number=await self._next_attempt_number(), provider=self.provider.name,
             endpoint_id=job.model.endpoint_id, provider_request_id=job.provider_request_id)
         async with asyncio.timeout(settings.BRENIA_JOB_TIMEOUT):
-            return await self.provider.execute(job=job, on_submitted=self._on_submitted,
-                                               on_update=self._on_update)
+            try:
+                result = await self.provider.execute(job=job, on_submitted=self._on_submitted,
+                                                     on_update=self._on_update)
+            except Exception:
+                with contextlib.suppress(Exception):  # the provider's error is the news
+                    await self._settle_updates()
+                raise
+            except BaseException:
+                await self._stop_updates()
+                raise
+            await self._settle_updates()
+            return result
 
     async def _next_attempt_number(self) -> int:
         last = await JobAttempt.objects.filter(job=self.job).order_by("-number").afirst()
@@ -244,6 +259,42 @@ class JobRun:
             await self.attempt.asave(update_fields=["provider_request_id"])
 
     async def _on_update(self, update: Update) -> None:
+        """The provider's callback at each poll: queue the update and return at once."""
+        pump = self.pump
+        if pump is not None and pump.done():
+            self.pump = None
+            await pump  # raises what applying an earlier update raised (the job moved on)
+        self.updates.append(update)
+        if self.pump is None:
+            self.pump = asyncio.create_task(self._apply_updates())
+
+    async def _apply_updates(self) -> None:
+        while self.updates:
+            update = self.updates.pop(0)
+            # Log lines that piled up while the database was busy go out as one event.
+            while isinstance(update, Running) and self.updates and isinstance(
+                    later := self.updates[0], Running):
+                self.updates.pop(0)
+                update = Running(new_logs=[*update.new_logs, *later.new_logs],
+                                 progress=later.progress if later.progress is not None
+                                 else update.progress)
+            await self._apply_update(update)
+
+    async def _settle_updates(self) -> None:
+        """Wait until every queued update is written; raises what writing one raised."""
+        pump, self.pump = self.pump, None
+        if pump is not None:
+            await pump
+
+    async def _stop_updates(self) -> None:
+        pump, self.pump = self.pump, None
+        self.updates.clear()
+        if pump is not None and not pump.done():
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pump
+
+    async def _apply_update(self, update: Update) -> None:
         job = self.job
         if isinstance(update, Queued):
             if update.position == self.last_position and job.status != JobStatus.QUEUED:

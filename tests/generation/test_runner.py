@@ -163,3 +163,37 @@ async def test_progress_events_carry_new_log_lines_and_progress(
     assert any("step" in line for line in lines)
     assert len(lines) == len(set(lines))  # each line sent once, as it arrives
     assert any(payload["progress"] for payload in running), running
+
+
+async def test_updates_that_pile_up_go_out_as_one_event_in_order(owner: Persona) -> None:
+    from generation.providers.base import Running
+    from generation.runner import JobRun
+
+    job = await create(owner, f"pile {uuid.uuid4()}")
+    await job.atransition(JobStatus.SUBMITTED, provider_request_id="req-1")
+    run = JobRun(await Job.objects.select_related("model").aget(pk=job.pk))
+    # Two polls' updates arrive before the first is written: the poll loop never waits.
+    await run._on_update(Running(new_logs=["step 1/4"], progress=0.25))
+    await run._on_update(Running(new_logs=["step 2/4", "step 3/4"], progress=0.75))
+    await run._settle_updates()
+    running = [e.payload async for e in JobEvent.objects.filter(job=job, type="in_progress")]
+    assert [p["logs"] for p in running] == [["step 1/4", "step 2/4", "step 3/4"]]
+    assert running[0]["progress"] == 0.75
+    job = await reload(job)
+    assert (job.status, job.progress) == (JobStatus.IN_PROGRESS, 0.75)
+
+
+async def test_an_update_for_a_job_cancelled_meanwhile_stops_the_run(owner: Persona) -> None:
+    from generation.providers.base import Running
+    from generation.runner import JobRun
+    from generation.services import job_cancel
+
+    job = await create(owner, f"gone {uuid.uuid4()}")
+    await job.atransition(JobStatus.SUBMITTED, provider_request_id="req-2")
+    run = JobRun(await Job.objects.select_related("model").aget(pk=job.pk))
+    await database_sync_to_async(job_cancel)(user=owner.user, job_id=job.pk)
+    await run._on_update(Running(new_logs=["step 1/4"]))
+    with pytest.raises(IllegalTransition):
+        await run._settle_updates()
+    assert (await reload(job)).status == JobStatus.CANCELLED
+    assert not await JobEvent.objects.filter(job=job, type="in_progress").aexists()
