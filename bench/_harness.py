@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import resource
+import shlex
 import signal
 import socket
 import subprocess
@@ -191,6 +192,8 @@ def brenia_env(*, tmp: Path, fal_url: str = "http://127.0.0.1:9", database_url: 
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
         "DJANGO_SETTINGS_MODULE": "brenia.settings",
+        # As deployed: DEBUG would also record every SQL query of the measured process.
+        "DEBUG": "0",
     })
     if database_url:
         env["DATABASE_URL"] = database_url
@@ -212,12 +215,20 @@ def manage(args: list[str], env: dict[str, str], timeout: float = 120) -> str:
 
 
 def run_child(script: Path, args: list[str], env: dict[str, str], timeout: float = 120) -> Any:
-    """Run ``script`` (a bench's child mode) and return the JSON of its last output line."""
-    done = subprocess.run([PY, str(script), *args], cwd=ROOT, env=env, capture_output=True,
+    """Run ``script`` (a bench's child mode) and return the JSON of its last output line.
+
+    ``BENCH_CHILD_WRAP`` prefixes the command, e.g. ``py-spy record -o prof.txt --format
+    raw --`` to profile the measured process itself.
+    """
+    wrap = shlex.split(os.environ.get("BENCH_CHILD_WRAP", ""))
+    done = subprocess.run([*wrap, PY, str(script), *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout)
     if done.returncode != 0:
         raise RuntimeError(f"{script.name} {' '.join(args)} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    for line in reversed(done.stdout.strip().splitlines()):  # a wrapper may print after it
+        if line.startswith("{"):
+            return json.loads(line)
+    raise RuntimeError(f"{script.name} printed no result:\n{done.stdout[-3000:]}")
 
 
 PATCHES = ("shared-http", "db-pool", "persistent-db", "pubsub-layer", "fal-limit",

@@ -6,16 +6,20 @@ a long time; every second the bench counts jobs in ``submitted``/``in_progress``
 the database) and reads the worker's RSS and CPU from /proc, until N are in flight at
 once (target: 1,000 in < 300 MB), then holds a few seconds to read the steady cost.
 
-Part B (overhead, embedded profile): the same K jobs, K at once, against a fast
-emulator, (i) straight through the stock fal-client (submit, poll ``iter_events`` at
-the poll interval, ``result``, download the image with httpx) and (ii) through
-Brenia (``job_create`` -> the in-process executor -> ``runner.run_job``, one event
-loop) from job creation to completed. Prints median/p95 per job and the overhead.
+Part B (overhead, in-process, SQLite and PostgreSQL): the same jobs through (i) the
+stock fal-client straight (submit, poll ``iter_events`` at the poll interval,
+``result``, download the image with httpx) and (ii) Brenia (``job_create`` as the API
+view calls it -> the in-process executor -> ``runner.run_job``, one event loop), from
+job creation to completed, alternating rounds. K=1 (one job at a time) is the per-job
+overhead the target reads (<= 5 %); K=50 (a burst of 50 jobs at once on one event
+loop) shows how Brenia's extra CPU per job (rows, events, image checks) queues under
+contention. Prints median/p95 per job, the overhead, and where the time goes (phase
+medians: the stock client's own marks; Brenia's job and attempt timestamps).
 
 The emulator always runs in a process of its own (``--emulator thread`` puts it in
 the bench process for Part A instead; it then competes with the sampler for a GIL).
 
-    .venv/bin/python bench/inflight.py [--part a|b|both] [--jobs 1000] [--k 100]
+    .venv/bin/python bench/inflight.py [--part a|b|both] [--jobs 1000] [--k 1,50]
 """
 
 from __future__ import annotations
@@ -226,37 +230,49 @@ def bench_user_quiet() -> tuple[Any, str]:
 # --- Part B -------------------------------------------------------------------------------------
 
 def part_b(args: argparse.Namespace) -> None:
+    from generation.emulators.fal.config import PROFILES
+
+    timing = PROFILES[args.b_latency]
+    for k in [int(k) for k in args.k.split(",")]:
+        # At least 30 jobs per path: one at a time needs many rounds for a stable median.
+        rounds = max(args.rounds, -(-30 // k))
+        config = {"latency": args.b_latency, "runners": k + 10, "cold_load_s": 0.0}
+        print(f"\n== Part B: per-job overhead, K={k} job(s) at once, {rounds} rounds, poll "
+              f"interval {args.b_poll}s, emulator {config} (own process: dispatch "
+              f"{timing.dispatch_s}s + {timing.log_ticks} log ticks over {timing.inference_s}s "
+              "inference) ==")
+        print("direct = stock fal-client FalAsyncClient: submit -> iter_events(with_logs=True) "
+              "-> result -> httpx GET of the image (warm clients); time submit..bytes.\n"
+              "brenia = generation.services.job_create (validation, row, event, dispatch) -> "
+              "in-process executor -> runner.run_job on the same event loop (events, attempts, "
+              "download, Pillow check, storage, completion); time job_create call..task done.")
+        dbs = ["sqlite", "postgres"] if args.b_db == "both" else [args.b_db]
+        for label in dbs:
+            result, emulator_cpu = overhead_run(args, label, k, rounds, config)
+            report_b(label, result, emulator_cpu)
+
+
+def overhead_run(args: argparse.Namespace, label: str, k: int, rounds: int,
+                 config: dict[str, Any]) -> tuple[dict[str, Any], float]:
     pid = os.getpid()
-    config = {"latency": "fast", "runners": args.k + 10, "cold_load_s": 0.0}
-    print(f"\n== Part B: per-job overhead, K={args.k} jobs at once, poll interval "
-          f"{args.b_poll}s, emulator {config} (own process: dispatch 0.15s + 5 log ticks "
-          f"over 0.35s inference) ==")
-    print("direct = stock fal-client FalAsyncClient: submit -> iter_events(with_logs=True) -> "
-          "result -> httpx GET of the image (one shared httpx client); time submit..bytes.\n"
-          "brenia = generation.services.job_create (validation, row, event, dispatch) -> "
-          "in-process executor -> runner.run_job on the same event loop (events, attempts, "
-          "download, Pillow check, storage, completion); time job_create call..task done.")
-    dbs = ["sqlite", "postgres"] if args.b_db == "both" else [args.b_db]
-    for label in dbs:
-        with tempfile.TemporaryDirectory(prefix="brenia-bench-") as tmpdir:
-            tmp = Path(tmpdir)
-            emulator_proc = None
-            db: TempDatabase | None = None
-            try:
-                emulator_proc, url = start_fal_emulator(config, tmp / "emulator.log")
-                if label == "postgres":
-                    db = TempDatabase(f"brenia_bench_{pid}_b")
-                env = brenia_env(tmp=tmp, fal_url=url, database_url=db.url if db else "",
-                                 poll=args.b_poll, extra={"BENCH_PATCHES": args.patch})
-                manage(["migrate", "--noinput"], env)
-                result = run_child(THIS, ["child-overhead", str(args.k), str(args.b_poll),
-                                          str(args.rounds)], env, timeout=150)
-                emulator_cpu = cpu_seconds(emulator_proc.pid)
-            finally:
-                stop_process(emulator_proc)
-                if db is not None:
-                    db.drop()
-        report_b(label, result, emulator_cpu)
+    with tempfile.TemporaryDirectory(prefix="brenia-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        emulator_proc = None
+        db: TempDatabase | None = None
+        try:
+            emulator_proc, url = start_fal_emulator(config, tmp / "emulator.log")
+            if label == "postgres":
+                db = TempDatabase(f"brenia_bench_{pid}_b")
+            env = brenia_env(tmp=tmp, fal_url=url, database_url=db.url if db else "",
+                             poll=args.b_poll, extra={"BENCH_PATCHES": args.patch})
+            manage(["migrate", "--noinput"], env)
+            result = run_child(THIS, ["child-overhead", str(k), str(args.b_poll), str(rounds)],
+                               env, timeout=300)
+            return result, cpu_seconds(emulator_proc.pid)
+        finally:
+            stop_process(emulator_proc)
+            if db is not None:
+                db.drop()
 
 
 def report_b(label: str, result: dict[str, Any], emulator_cpu: float) -> None:
@@ -276,16 +292,22 @@ def report_b(label: str, result: dict[str, Any], emulator_cpu: float) -> None:
           f"{statistics.median(result['brenia_db']) * 1000:.0f} ms; all completed: "
           f"{result['all_completed']}; bench child CPU {result['cpu_direct']:.1f}s direct vs "
           f"{result['cpu_brenia']:.1f}s brenia; emulator CPU {emulator_cpu:.1f}s")
+    for name in ("direct", "brenia"):
+        phases = result[f"{name}_phases"]
+        print(f"{name:7} phase medians (ms after start): " + ", ".join(
+            f"{phase} {seconds * 1000:.0f}" for phase, seconds in phases.items()))
 
 
 def child_overhead(k: int, poll: float, rounds: int) -> None:
     django_setup()
+    import fal_client
     import httpx
-    from asgiref.sync import sync_to_async
+    from asgiref.sync import ThreadSensitiveContext, sync_to_async
     from django.conf import settings
+    from django.db import close_old_connections
 
     from generation.execution import executor
-    from generation.models import Job, JobStatus
+    from generation.models import Job, JobAttempt, JobStatus
     from generation.providers.fal_transport import FalAsyncClient
     from generation.services import generation_prepare, job_create
 
@@ -294,33 +316,42 @@ def child_overhead(k: int, poll: float, rounds: int) -> None:
                                   options=dict(OPTIONS))
     endpoint = prepared.model.endpoint_id
     base_arguments = prepared.provider_arguments  # what Brenia sends, prompt aside
+    # Phase marks per job, seconds after the job's start: where the time goes.
+    direct_marks: list[dict[str, float]] = []
+    brenia_starts: list[tuple[Any, float]] = []  # (job id, wall-clock start)
 
-    async def direct_round(tag: str, count: int) -> list[float]:
-        client = FalAsyncClient(key=settings.FAL_KEY, queue_url=settings.FAL_QUEUE_URL)
-        async with httpx.AsyncClient(timeout=60.0) as http:
-            async def one(index: int) -> float:
-                began = time.monotonic()
-                arguments = {**base_arguments, "prompt": f"{tag} {index}"}
-                handle = await client.submit(endpoint, arguments)
-                async for _status in handle.iter_events(with_logs=True, interval=poll):
-                    pass
-                output = await client.result(endpoint, handle.request_id)
-                for image in output["images"]:
-                    response = await http.get(image["url"])
-                    response.raise_for_status()
-                    assert response.content
-                return time.monotonic() - began
+    async def direct_round(tag: str, count: int, client: FalAsyncClient,
+                           http: httpx.AsyncClient) -> list[float]:
+        async def one(index: int) -> float:
+            began = time.monotonic()
+            arguments = {**base_arguments, "prompt": f"{tag} {index}"}
+            handle = await client.submit(endpoint, arguments)
+            marks = {"submitted": time.monotonic() - began}
+            async for status in handle.iter_events(with_logs=True, interval=poll):
+                if isinstance(status, fal_client.InProgress) and "running" not in marks:
+                    marks["running"] = time.monotonic() - began
+            marks["completion seen"] = time.monotonic() - began
+            output = await client.result(endpoint, handle.request_id)
+            for image in output["images"]:
+                response = await http.get(image["url"])
+                response.raise_for_status()
+                assert response.content
+            marks["done"] = time.monotonic() - began
+            direct_marks.append(marks)
+            return marks["done"]
 
-            times = await asyncio.gather(*(one(i) for i in range(count)))
-        await client.aclose()
-        return list(times)
+        return list(await asyncio.gather(*(one(i) for i in range(count))))
 
     async def brenia_round(tag: str, count: int) -> tuple[list[float], list[Any]]:
         async def one(index: int) -> tuple[float, Any]:
-            began = time.monotonic()
-            job, _ = await sync_to_async(job_create)(
-                user=user, model_slug=MODEL, inputs={"prompt": f"{tag} {index}"},
-                options=dict(OPTIONS))
+            began, wall = time.monotonic(), time.time()
+            # As the API view calls it: Django's ASGI handler gives every request a
+            # thread of its own for sync code, and closes its connections at the end.
+            async with ThreadSensitiveContext():
+                job, _ = await sync_to_async(job_create)(
+                    user=user, model_slug=MODEL, inputs={"prompt": f"{tag} {index}"},
+                    options=dict(OPTIONS))
+                await sync_to_async(close_old_connections)()
             key = str(job.pk)
             while key not in executor.tasks:  # dispatched after commit, on this loop
                 if await Job.objects.filter(pk=job.pk, status__in=("completed", "failed",
@@ -330,15 +361,35 @@ def child_overhead(k: int, poll: float, rounds: int) -> None:
             task = executor.tasks.get(key)
             if task is not None:
                 await task
+            brenia_starts.append((job.pk, wall))
             return time.monotonic() - began, job.pk
 
         pairs = await asyncio.gather(*(one(i) for i in range(count)))
         return [p[0] for p in pairs], [p[1] for p in pairs]
 
+    async def brenia_phases() -> dict[str, float]:
+        """Medians of the job's own timestamps, relative to the job_create call."""
+        marks: dict[str, list[float]] = {}
+        for pk, wall in brenia_starts:
+            job = await Job.objects.aget(pk=pk)
+            attempt = await JobAttempt.objects.filter(job_id=pk).order_by("number").afirst()
+            for name, at in (("row created", job.created_at),
+                             ("attempt began", attempt.started_at if attempt else None),
+                             ("submitted", job.submitted_at), ("running", job.started_at),
+                             ("done", job.finished_at)):
+                if at is not None:
+                    marks.setdefault(name, []).append(at.timestamp() - wall)
+        return {name: statistics.median(values) for name, values in marks.items()}
+
     async def main() -> dict[str, Any]:
         executor.adopt_running_loop()  # exactly what daphne's first request does
-        await direct_round("warm", 2)
+        # One warm client each, as Brenia keeps one per event loop.
+        client = FalAsyncClient(key=settings.FAL_KEY, queue_url=settings.FAL_QUEUE_URL)
+        http = httpx.AsyncClient(timeout=60.0)
+        await direct_round("warm", 2, client, http)
         await brenia_round("warm", 2)
+        direct_marks.clear()
+        brenia_starts.clear()
         direct: list[float] = []
         brenia: list[float] = []
         ids: list[Any] = []
@@ -346,7 +397,7 @@ def child_overhead(k: int, poll: float, rounds: int) -> None:
         walls = {"direct": 0.0, "brenia": 0.0}
         for number in range(rounds):
             c0, w0 = cpu_seconds(os.getpid()), time.monotonic()
-            direct += await direct_round(f"direct {number}", k)
+            direct += await direct_round(f"direct {number}", k, client, http)
             c1, w1 = cpu_seconds(os.getpid()), time.monotonic()
             times, round_ids = await brenia_round(f"brenia {number}", k)
             c2, w2 = cpu_seconds(os.getpid()), time.monotonic()
@@ -356,13 +407,18 @@ def child_overhead(k: int, poll: float, rounds: int) -> None:
             cpu["brenia"] += c2 - c1
             walls["direct"] += w1 - w0
             walls["brenia"] += w2 - w1
+        await client.aclose()
+        await http.aclose()
         rows = [row async for row in Job.objects.filter(pk__in=ids).values_list(
             "status", "created_at", "finished_at")]
         return {"direct": direct, "brenia": brenia, "rounds": rounds,
                 "brenia_db": [(f - c).total_seconds() for _, c, f in rows if f],
                 "all_completed": all(s == JobStatus.COMPLETED for s, _, _ in rows),
                 "cpu_direct": cpu["direct"], "cpu_brenia": cpu["brenia"],
-                "direct_wall": walls["direct"] / rounds, "brenia_wall": walls["brenia"] / rounds}
+                "direct_wall": walls["direct"] / rounds, "brenia_wall": walls["brenia"] / rounds,
+                "direct_phases": {name: statistics.median(m[name] for m in direct_marks)
+                                  for name in direct_marks[0]},
+                "brenia_phases": await brenia_phases()}
 
     print(json.dumps(asyncio.run(main())))
 
@@ -392,10 +448,14 @@ def main() -> None:
                         help="Part A: give up after this many seconds")
     parser.add_argument("--emulator", choices=("process", "thread"), default="process",
                         help="Part A: the emulator in its own process or a bench thread")
-    parser.add_argument("--k", type=int, default=50, help="Part B: jobs at once")
+    parser.add_argument("--k", default="1,50",
+                        help="Part B: jobs at once, one run per comma-separated value")
     parser.add_argument("--b-poll", type=float, default=0.25,
                         help="Part B: poll interval (both paths)")
-    parser.add_argument("--rounds", type=int, default=2, help="Part B: alternating rounds")
+    parser.add_argument("--b-latency", choices=("fast", "realistic"), default="fast",
+                        help="Part B: emulator timing profile (fast: 0.5 s jobs, realistic: 3.3 s)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="Part B: alternating rounds (at least 30 jobs per path)")
     parser.add_argument("--b-db", choices=("sqlite", "postgres", "both"), default="both",
                         help="Part B: Brenia's database")
     parser.add_argument("--patch", default="",
