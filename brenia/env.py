@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 from decimal import Decimal, InvalidOperation
+from typing import Any
 from urllib.parse import urlsplit
+
+import dj_database_url
 
 
 class EnvError(RuntimeError):
@@ -104,23 +107,27 @@ def env_url(name: str, default: str = "", *, schemes: tuple[str, ...] = ("http",
     return value
 
 
-def database_from_url(url: str) -> dict[str, object]:
-    """Translate ``postgres://user:pass@host:port/name`` into a Django DATABASES entry."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgres", "postgresql"):
-        raise EnvError(f"DATABASE_URL must start with postgres:// or postgresql://, got {url!r}")
-    name = parts.path.lstrip("/")
-    if not name:
+def database_from_url(url: str) -> dict[str, Any]:
+    """The Django DATABASES entry for ``DATABASE_URL`` (PostgreSQL only).
+
+    dj-database-url does the parsing: it percent-decodes the user name and password
+    and turns the query string into connection OPTIONS (``?sslmode=require``).
+    Messages name the variable but never echo the URL, which holds the password.
+    """
+    scheme = urlsplit(url).scheme
+    if scheme not in ("postgres", "postgresql"):
+        raise EnvError("DATABASE_URL must start with postgres:// or postgresql://, "
+                       f"got {scheme + '://' if scheme else 'no scheme'}")
+    try:
+        config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=0))
+    except ValueError:
+        raise EnvError("DATABASE_URL is not a valid URL (percent-encode reserved characters "
+                       "in the user name and password, e.g. @ as %40)") from None
+    if not config.get("NAME"):
         raise EnvError("DATABASE_URL must name a database, e.g. postgres://host/brenia")
-    return {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": name,
-        "USER": parts.username or "",
-        "PASSWORD": parts.password or "",
-        "HOST": parts.hostname or "",
-        "PORT": str(parts.port or ""),
-        # psycopg's pool: async code closes its connection after every ORM call
-        # (database_sync_to_async), and reconnecting each time costs ~10 ms.
-        "CONN_MAX_AGE": 0,
-        "OPTIONS": {"pool": {"min_size": 1, "max_size": 20}},
-    }
+    # psycopg's pool: async code closes its connection after every ORM call
+    # (database_sync_to_async), and reconnecting each time costs ~10 ms. Django
+    # refuses a pool with persistent connections, hence CONN_MAX_AGE 0 above. The
+    # query string's options (sslmode, connect_timeout …) stay beside it.
+    config["OPTIONS"] = {**config.get("OPTIONS", {}), "pool": {"min_size": 1, "max_size": 20}}
+    return config

@@ -70,4 +70,34 @@ def test_env_helpers(monkeypatch: pytest.MonkeyPatch) -> None:
     assert env_choice("X_UNSET", "a", ("a", "b")) == "a"
     with pytest.raises(EnvError, match="DATABASE_URL must name a database"):
         database_from_url("postgres://host:5432/")
-    assert database_from_url("postgres://u:p@db:6543/brenia")["PORT"] == "6543"
+    assert database_from_url("postgres://u:p@db:6543/brenia")["PORT"] == 6543
+
+
+def test_database_url_query_string_reaches_the_connection_options() -> None:
+    db = database_from_url("postgresql://u:p@db/brenia?sslmode=require&connect_timeout=5")
+    assert db["OPTIONS"] == {"sslmode": "require", "connect_timeout": 5,
+                             "pool": {"min_size": 1, "max_size": 20}}
+    assert db["CONN_MAX_AGE"] == 0  # Django refuses a pool with persistent connections
+    assert db["ENGINE"] == "django.db.backends.postgresql"
+
+
+def test_database_url_password_is_percent_decoded() -> None:
+    db = database_from_url("postgres://brenia%2Bapp:p%40ss%2Fw0rd@db:5432/brenia")
+    assert (db["USER"], db["PASSWORD"], db["HOST"], db["NAME"]) == (
+        "brenia+app", "p@ss/w0rd", "db", "brenia")
+
+
+@pytest.mark.parametrize("url", ["mysql://u:hunter2@db/brenia", "sqlite:///hunter2.db",
+                                 "postgres://u:hunter2@db:port/brenia"])
+def test_database_url_refusal_names_the_variable_but_not_the_password(url: str) -> None:
+    with pytest.raises(EnvError, match="DATABASE_URL") as refused:
+        database_from_url(url)
+    assert "hunter2" not in str(refused.value)
+
+
+def test_non_postgres_database_url_stops_startup_without_echoing_it(tmp_path: Path) -> None:
+    result = settings_in_child({"DATABASE_URL": "mysql://brenia:hunter2@db/brenia"}, tmp_path)
+    assert result.returncode != 0
+    assert "DATABASE_URL must start with postgres:// or postgresql://, got mysql://" in (
+        result.stderr)
+    assert "hunter2" not in result.stderr
