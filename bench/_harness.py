@@ -299,8 +299,8 @@ def _patch_apikey_touch(every_s: float) -> None:
     from django.utils import timezone
 
     from brenia import auth
-    from brenia.models import ApiKey, hash_api_key
-    from generation import consumers
+    from brenia.accounts.models import ApiKey, hash_api_key
+    from generation.realtime import consumers
 
     def user_for_api_key(raw: str) -> Any:
         if not raw or len(raw) > 200:
@@ -327,7 +327,7 @@ def _patch_shared_download_client() -> None:
 
     import httpx
 
-    from generation import runner
+    from generation.jobs import runner
 
     clients: weakref.WeakKeyDictionary[Any, httpx.AsyncClient] = weakref.WeakKeyDictionary()
 
@@ -351,8 +351,8 @@ def bench_user(username: str = "bench") -> tuple[Any, str]:
     """A user with a fresh API key; seeds the model registry first."""
     from django.contrib.auth import get_user_model
 
-    from brenia.services import api_key_create
-    from generation.registry import registry_seed
+    from brenia.accounts.services import api_key_create
+    from generation.registry.services import registry_seed
 
     registry_seed()
     user, _ = get_user_model().objects.get_or_create(username=username)

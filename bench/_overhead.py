@@ -51,8 +51,8 @@ def part_b(args: argparse.Namespace) -> None:
               "inference) ==")
         print("direct = stock fal-client FalAsyncClient: submit -> iter_events(with_logs=True) "
               "-> result -> httpx GET of the image (warm clients); time submit..bytes.\n"
-              "brenia = generation.services.job_create (validation, row, event, dispatch) -> "
-              "in-process executor -> runner.run_job on the same event loop (events, attempts, "
+              "brenia = generation.jobs.services.job_create (validation, row, event, dispatch) -> "
+              "in-process background runner -> run_job on the same event loop (events, attempts, "
               "download, Pillow check, storage, completion); time job_create call..task done.")
         dbs = ["sqlite", "postgres"] if args.b_db == "both" else [args.b_db]
         for label in dbs:
@@ -114,10 +114,11 @@ def child_overhead(k: int, poll: float, rounds: int) -> None:
     from django.conf import settings
     from django.db import close_old_connections
 
-    from generation.execution import executor
+    from brenia.background import runner
+    from generation.jobs.services import generation_prepare, job_create
+    from generation.jobs.tasks import job_key
     from generation.models import Job, JobAttempt, JobStatus
     from generation.providers.fal_transport import FalAsyncClient
-    from generation.services import generation_prepare, job_create
 
     user, _ = bench_user()
     prepared = generation_prepare(model_slug=MODEL, inputs={"prompt": "x"},
@@ -160,13 +161,13 @@ def child_overhead(k: int, poll: float, rounds: int) -> None:
                     user=user, model_slug=MODEL, inputs={"prompt": f"{tag} {index}"},
                     options=dict(OPTIONS))
                 await sync_to_async(close_old_connections)()
-            key = str(job.pk)
-            while key not in executor.tasks:  # dispatched after commit, on this loop
+            key = job_key(job.pk)
+            while key not in runner.keyed:  # dispatched after commit, on this loop
                 if await Job.objects.filter(pk=job.pk, status__in=("completed", "failed",
                                                                    "errored")).aexists():
                     break
                 await asyncio.sleep(0.001)
-            task = executor.tasks.get(key)
+            task = runner.keyed.get(key)
             if task is not None:
                 await task
             brenia_starts.append((job.pk, wall))
@@ -190,7 +191,7 @@ def child_overhead(k: int, poll: float, rounds: int) -> None:
         return {name: statistics.median(values) for name, values in marks.items()}
 
     async def main() -> dict[str, Any]:
-        executor.adopt_running_loop()  # exactly what daphne's first request does
+        runner.adopt_running_loop()  # exactly what daphne's first request does
         # One warm client each, as Brenia keeps one per event loop.
         client = FalAsyncClient(key=settings.FAL_KEY, queue_url=settings.FAL_QUEUE_URL)
         http = httpx.AsyncClient(timeout=60.0)

@@ -9,7 +9,7 @@ once (target: 1,000 in < 300 MB), then holds a few seconds to read the steady co
 Part B (overhead, in-process, SQLite and PostgreSQL): the same jobs through (i) the
 stock fal-client straight (submit, poll ``iter_events`` at the poll interval,
 ``result``, download the image with httpx) and (ii) Brenia (``job_create`` as the API
-view calls it -> the in-process executor -> ``runner.run_job``, one event loop), from
+view calls it -> the in-process background runner -> ``runner.run_job``, one event loop), from
 job creation to completed, alternating rounds. K=1 (one job at a time) is the per-job
 overhead the target reads (<= 5 %); K=50 (a burst of 50 jobs at once on one event
 loop) shows how Brenia's extra CPU per job (rows, events, image checks) queues under
@@ -201,7 +201,7 @@ def child_create_jobs(n: int, maker: int) -> None:
     django_setup()
     from django.db import IntegrityError
 
-    from generation.services import job_create
+    from generation.jobs.services import job_create
 
     for _ in range(20):  # two makers seed the registry and the user at once
         try:

@@ -2,7 +2,7 @@
 
 scale-out profile (default): a throw-away PostgreSQL database, Redis as channel layer,
 daphne serving Brenia; C clients (``websockets``, ``Authorization: Bearer``) connect.
-Another process, like a worker, calls ``generation.events.anotify_job_event(...,
+Another process, like a worker, calls ``generation.jobs.events.anotify_job_event(...,
 type="in_progress", payload={..., "sent_at": time.time()})``; each client stamps
 ``time.time()`` on receipt (same machine, same clock). Two phases:
 
@@ -260,7 +260,7 @@ async def trigger(args: argparse.Namespace, clients: Clients, env: dict[str, str
 
 def child_setup(clients: int, ids_path: str) -> None:
     django_setup()
-    from generation.services import job_create
+    from generation.jobs.services import job_create
 
     user, key = bench_user()
     ids = []
@@ -279,7 +279,7 @@ def child_trigger(ids_path: str, tag: str, count: int, rate: float, which: str,
     ``part`` "n/N": this sender takes every N-th job from the n-th, at rate/N.
     """
     django_setup()
-    from generation.events import anotify_job_event
+    from generation.jobs.events import anotify_job_event
     from generation.models import Job
 
     index, total = (int(v) for v in part.split("/"))

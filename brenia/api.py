@@ -13,8 +13,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from brenia.auth import api_auth
+from brenia.accounts.auth import api_auth
 from brenia.errors import DomainError
+from generation.api.openapi import extend_openapi
+from generation.api.routes import router as generation_router
+from generation.outbound.api import router as webhooks_router
 
 logger = logging.getLogger(__name__)
 
@@ -139,14 +142,6 @@ def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
         "internal_error", "Brenia hit an unexpected error. It has been logged."), status=500)
 
 
-def mount_routers() -> None:
-    from generation.api import router as generation_router
-    from generation.openapi import extend_openapi
-    from generation.outbound.api import router as webhooks_router
-
-    api.add_router("/", generation_router)
-    api.add_router("/", webhooks_router)
-    api.openapi_extensions.append(extend_openapi)
-
-
-mount_routers()
+api.add_router("/", generation_router)
+api.add_router("/", webhooks_router)
+api.openapi_extensions.append(extend_openapi)

@@ -1,7 +1,8 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels.
 
 In the embedded profile, jobs run on this server's own event loop: the first call
-hands the loop to the in-process executor, which also resumes unfinished jobs.
+hands the loop to the background runner, which also runs every app's recovery step
+(resuming unfinished jobs and pending webhook deliveries).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from generation.consumers import ApiKeyAuthMiddleware  # noqa: E402
-from generation.execution import executor  # noqa: E402
-from generation.routing import websocket_urlpatterns  # noqa: E402
+from brenia.background import runner  # noqa: E402
+from generation.realtime.auth import ApiKeyAuthMiddleware  # noqa: E402
+from generation.realtime.urls import websocket_urlpatterns  # noqa: E402
 
 router = ProtocolTypeRouter({
     "http": django_asgi_app,
@@ -32,5 +33,5 @@ router = ProtocolTypeRouter({
 
 async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if settings.BRENIA_JOBS == "inprocess" and scope["type"] in ("http", "websocket"):
-        executor.adopt_running_loop()
+        runner.adopt_running_loop()
     await router(scope, receive, send)

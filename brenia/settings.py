@@ -65,9 +65,12 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "brenia",
+    "brenia.accounts",
     "generation",
+    "generation.outbound",
     "templates_app",
 ]
+AUTH_USER_MODEL = "accounts.User"
 
 MIDDLEWARE = [
     "brenia.logs.RequestIdMiddleware",
@@ -153,6 +156,8 @@ if BRENIA_JOBS == "procrastinate" and not DATABASE_URL:
     raise EnvError("BRENIA_JOBS=procrastinate needs DATABASE_URL (PostgreSQL)")
 # How many jobs one worker process runs at once; they mostly wait on remote queues.
 BRENIA_WORKER_CONCURRENCY = env_int("BRENIA_WORKER_CONCURRENCY", 200, minimum=1)
+# How many webhook deliveries one worker process sends at once (a pool of their own).
+BRENIA_WEBHOOK_CONCURRENCY = env_int("BRENIA_WEBHOOK_CONCURRENCY", 20, minimum=1)
 # Seconds between status polls of a remote queue.
 BRENIA_POLL_INTERVAL = env_float("BRENIA_POLL_INTERVAL", 0.5, minimum=0.01)
 # Upper bound on one job's life once submitted; past it the job errors out.
@@ -161,8 +166,9 @@ BRENIA_JOB_TIMEOUT = env_float("BRENIA_JOB_TIMEOUT", 900.0, minimum=1.0)
 BRENIA_MAX_WAIT = env_int("BRENIA_MAX_WAIT", 60, minimum=0)
 # A worker whose heartbeat is older than this is dead; its tasks go back to the queue.
 BRENIA_STALLED_WORKER_TIMEOUT = env_float("BRENIA_STALLED_WORKER_TIMEOUT", 30.0, minimum=1.0)
-# Seconds between a worker's recovery passes (stalled tasks, jobs nothing carries).
-BRENIA_RECOVERY_INTERVAL = env_float("BRENIA_RECOVERY_INTERVAL", 10.0, minimum=0.1)
+# Seconds between recovery passes in scale-out (stalled tasks, jobs and deliveries
+# nothing carries); whole seconds, since they run as procrastinate periodic tasks.
+BRENIA_RECOVERY_INTERVAL = env_int("BRENIA_RECOVERY_INTERVAL", 10, minimum=1)
 # On SIGTERM a worker stops taking jobs and waits this long for running ones.
 BRENIA_SHUTDOWN_GRACE = env_float("BRENIA_SHUTDOWN_GRACE", 20.0, minimum=0.0)
 # Outgoing webhooks (a job's webhook_url): tries per delivery, the first retry's delay
@@ -178,6 +184,13 @@ if DATABASE_URL:
     INSTALLED_APPS.insert(INSTALLED_APPS.index("brenia"), "procrastinate.contrib.django")
 
 # --- providers --------------------------------------------------------------------------
+# The provider classes a registry row may pick (by its provider, or by naming a key or a
+# path here in provider_class). Admins edit rows, so this list, not the row, decides
+# what gets imported. Code, not configuration: it stays out of the environment.
+BRENIA_PROVIDER_CLASSES: dict[str, str] = {
+    "fal": "generation.providers.fal.FalProvider",
+    "gemini": "generation.providers.gemini.GeminiProvider",
+}
 FAL_KEY = env_str("FAL_KEY")
 FAL_QUEUE_URL = env_url("FAL_QUEUE_URL", "https://queue.fal.run").rstrip("/")
 FAL_WEBHOOK_JWKS_URL = env_url("FAL_WEBHOOK_JWKS_URL", "https://rest.fal.ai/.well-known/jwks.json")

@@ -64,3 +64,15 @@ def _looks_like_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def check_webhook_url(url: str) -> str:
+    """The guard for outgoing webhook targets: public addresses only, unless allow-listed.
+
+    Raises ``BlockedURL`` naming the field ``webhook_url``. Resolves the host, so
+    async callers run it in a thread.
+    """
+    from django.conf import settings
+
+    return check_public_url(url, field="webhook_url",
+                            allowed_hosts=frozenset(settings.BRENIA_WEBHOOK_ALLOWED_HOSTS))

@@ -12,5 +12,5 @@ urlpatterns = [
     path("api/", api.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("", include("generation.urls")),
+    path("", include("generation.web.urls")),
 ]

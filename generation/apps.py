@@ -5,3 +5,7 @@ class GenerationConfig(AppConfig):
     name = "generation"
     verbose_name = "Generation"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Registers the job engine's background tasks and its resume-on-start step.
+        from generation.jobs import tasks  # noqa: F401

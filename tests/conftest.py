@@ -89,7 +89,7 @@ class ApiClient(Client):
 def make_persona(username: str, *, staff: bool = False) -> Persona:
     from django.contrib.auth import get_user_model
 
-    from brenia.services import api_key_create
+    from brenia.accounts.services import api_key_create
 
     password = f"{username}-password-123"
     user = get_user_model().objects.create_user(username=username, password=password,
@@ -100,7 +100,7 @@ def make_persona(username: str, *, staff: bool = False) -> Persona:
 
 @pytest.fixture
 def seeded(db: Any) -> None:
-    from generation.registry import registry_seed
+    from generation.registry.services import registry_seed
 
     registry_seed()
 
@@ -248,3 +248,29 @@ def live_brenia(transactional_db: Any, seeded: None, live_fal: EmulatorThread,
             text = log.read_text(errors="replace") if log.exists() else ""
             if "Traceback" in text:
                 sys.stderr.write(f"--- {log.name}\n{text[-4000:]}\n")
+
+
+# --- background work ------------------------------------------------------------------------
+
+async def run_background_work() -> None:
+    """Run what was submitted to the background runner, until nothing is left.
+
+    Embedded: wait for the in-process runner's loop to go idle. Scale-out: run a
+    procrastinate worker in this process over the job queue until it is empty.
+    """
+    import asyncio
+
+    if SCALEOUT:
+        from procrastinate.contrib.django import app
+
+        # As `manage.py worker` does: the Django connector can defer but not run tasks.
+        worker_app = app.with_connector(app.connector.get_worker_connector())
+        async with worker_app.open_async():
+            await worker_app.run_worker_async(queues=["jobs"], wait=False,
+                                              install_signal_handlers=False,
+                                              listen_notify=False)
+        return
+    from brenia.background import runner
+
+    loop = runner._ensure_loop()
+    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(runner.drain(), loop))

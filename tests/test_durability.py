@@ -15,8 +15,8 @@ import pytest
 
 from generation.emulators.fal import FAL_STATE, FalEmulatorConfig, create_app
 from generation.emulators.server import EmulatorThread
+from generation.jobs.services import job_create
 from generation.models import Image, Job, JobEvent, JobStatus
-from generation.services import job_create
 from tests.conftest import SCALEOUT, Persona, child_env, start_daphne, start_worker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -83,7 +83,7 @@ def kill(proc: subprocess.Popen[bytes]) -> None:
 def test_killed_worker_with_20_jobs_in_flight_is_finished_by_a_new_one(
         owner: Persona, roomy_fal: EmulatorThread, tmp_path: Path) -> None:
     env = child_env(roomy_fal, tmp_path)
-    env.update({"BRENIA_STALLED_WORKER_TIMEOUT": "2", "BRENIA_RECOVERY_INTERVAL": "0.5"})
+    env.update({"BRENIA_STALLED_WORKER_TIMEOUT": "2", "BRENIA_RECOVERY_INTERVAL": "1"})
     log = tmp_path / "workers.log"
     first = start_worker(env, log)
     jobs = make_jobs(owner, f"crash {uuid.uuid4()}")

@@ -1,6 +1,9 @@
 from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
 
-from brenia.models import ApiKey
+from brenia.accounts.models import ApiKey, User
+
+admin.site.register(User, UserAdmin)
 
 
 @admin.register(ApiKey)

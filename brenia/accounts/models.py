@@ -1,4 +1,8 @@
-"""Accounts-level rows that every app shares: API keys."""
+"""Accounts: Brenia's own user model and API keys.
+
+A custom user model from the start (``AUTH_USER_MODEL = "accounts.User"``), so teams,
+time zones and plans can hang off it without a painful swap later.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,15 @@ import hashlib
 import secrets
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
 
 KEY_PREFIX = "brn_"
+
+
+class User(AbstractUser):
+    """A person who signs in to Brenia (marketer or admin)."""
 
 
 def hash_api_key(raw: str) -> str:

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from brenia.models import ApiKey, hash_api_key
+from brenia.accounts.models import ApiKey, hash_api_key
 
 
 def api_key_create(*, user: Any, name: str = "default") -> tuple[ApiKey, str]:

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from generation.models import AIModel, ModelKind
-from generation.validation import OPTIONS_SCHEMA
+from generation.registry.validation import OPTIONS_SCHEMA
 
 ENDPOINTS = {"/images/generate": "image", "/text/generate": "text"}
 

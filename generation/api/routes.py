@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,24 +13,15 @@ from django.http.response import HttpResponseBase
 from ninja import Field, Header, Query, Router, Schema, Status
 
 from brenia.errors import FieldProblem, InvalidInput, NotFound
-from generation import selectors, services
-from generation.fal_webhooks import fal_webhook_receive
+from brenia.schemas import ErrorOut, auth_user
+from generation.jobs import selectors, services
+from generation.jobs.events import await_job_end
+from generation.jobs.presenters import job_links, job_state
 from generation.models import TERMINAL_STATUSES, AIModel, JobStatus
-from generation.presenters import job_links, job_state
+from generation.registry import selectors as registry_selectors
 
 router = Router(tags=["generation"])
 SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-
-
-class ErrorItem(Schema):
-    field: str
-    problem: str
-
-
-class ErrorOut(Schema):
-    code: str
-    message: str
-    errors: list[ErrorItem]
 
 
 class GenerateIn(Schema):
@@ -119,11 +109,6 @@ class ModelOut(Schema):
     price_per_million_tokens: str
     supports_lora: bool
     input_schema: dict[str, Any]
-
-
-def auth_user(request: HttpRequest) -> Any:
-    """The user ninja's authentication attached to the request."""
-    return request.auth  # type: ignore[attr-defined]
 
 
 def _model_out(model: AIModel) -> dict[str, Any]:
@@ -216,13 +201,14 @@ async def _generate(request: HttpRequest, *, model: str, inputs: dict[str, Any],
 
 
 async def _wait_for_terminal(user: Any, job_id: Any, seconds: float) -> dict[str, Any]:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + seconds
-    while True:
+    """The job's state once it has ended, or after ``seconds``: woken by its events."""
+
+    async def ended() -> bool:
         state = await sync_to_async(_job_state_sync)(user, job_id)
-        if state["status"] in TERMINAL_STATUSES or loop.time() >= end:
-            return state
-        await asyncio.sleep(min(0.25, max(0.0, end - loop.time())))
+        return state["status"] in TERMINAL_STATUSES
+
+    await await_job_end(job_id=job_id, seconds=seconds, ended=ended)
+    return await sync_to_async(_job_state_sync)(user, job_id)
 
 
 @router.get("/jobs", response={200: JobPage, 401: ErrorOut, 422: ErrorOut})
@@ -299,18 +285,18 @@ class WebhookAck(Schema):
              summary="fal completion webhook (signed by fal)", include_in_schema=False)
 async def fal_webhook(request: HttpRequest) -> Any:
     headers = {name.lower(): value for name, value in request.headers.items()}
-    outcome = await fal_webhook_receive(headers=headers, body=request.body)
+    outcome = await services.fal_webhook_receive(headers=headers, body=request.body)
     return {"status": outcome}
 
 
 @router.get("/models", response={200: list[ModelOut], 401: ErrorOut})
 def list_models(request: HttpRequest) -> Any:
-    return [_model_out(model) for model in selectors.model_list_enabled()]
+    return [_model_out(model) for model in registry_selectors.model_list_enabled()]
 
 
 @router.get("/models/{slug}", response={200: ModelOut, 401: ErrorOut, 404: ErrorOut})
 def get_model(request: HttpRequest, slug: str) -> Any:
-    model = selectors.model_get(slug=slug)
+    model = registry_selectors.model_get(slug=slug)
     if not model.enabled:
         raise NotFound(f"There is no model {slug!r}.", code="unknown_model")
     return _model_out(model)

@@ -66,10 +66,6 @@ def _message(event: dict[str, Any]) -> dict[str, Any]:
 
 
 async def apublish(event: dict[str, Any]) -> None:
-    if event["type"] in ("completed", "failed", "cancelled"):  # the job's webhook, if any
-        from generation.outbound.services import on_job_finished
-
-        await on_job_finished(job_id=event["job_id"], event_type=event["type"])
     layer = get_channel_layer()
     if layer is None:
         return
@@ -104,3 +100,32 @@ async def anotify_job_event(*, job: Job, type: str, payload: dict[str, Any]) -> 
     """For async code outside any transaction: record, then send."""
     event = await database_sync_to_async(record_event)(job=job, type=type, payload=payload)
     await apublish(event)
+
+
+TERMINAL_EVENT_TYPES = ("completed", "failed", "cancelled")
+
+
+async def await_job_end(*, job_id: Any, seconds: float, ended: Any) -> None:
+    """Return once the job has ended, or after ``seconds``; nothing is polled.
+
+    Joins the job's group first, then asks ``ended()`` (an awaitable check of the
+    database): an end committed in between is seen by one or the other.
+    """
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    channel = await layer.new_channel()
+    group = job_group(job_id)
+    await layer.group_add(group, channel)
+    try:
+        if await ended():
+            return
+        async with asyncio.timeout(seconds):
+            while True:
+                message = await layer.receive(channel)
+                if message.get("event", {}).get("type") in TERMINAL_EVENT_TYPES:
+                    return
+    except TimeoutError:
+        return
+    finally:
+        await layer.group_discard(group, channel)

@@ -7,8 +7,7 @@ under a content-addressed name, so saving the same image twice writes one file.
 
 from __future__ import annotations
 
-import base64
-import binascii
+import asyncio
 import hashlib
 import io
 import warnings
@@ -23,7 +22,12 @@ from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 
 from brenia.urlguard import BlockedURL, check_public_url
-from generation.providers.base import MalformedResponse, OutputImage, TransientProviderError
+from generation.providers.base import (
+    MalformedResponse,
+    OutputImage,
+    TransientProviderError,
+    decode_data_uri,
+)
 
 # Pillow raises DecompressionBombError past twice this; keep it as an error.
 MAX_PIXELS = 80_000_000
@@ -54,16 +58,30 @@ def trusted_result_hosts() -> frozenset[str]:
     return frozenset(hosts)
 
 
-def decode_data_uri(uri: str) -> bytes:
-    header, _, payload = uri.partition(",")
-    if not header.startswith("data:") or ";base64" not in header:
-        raise MalformedResponse("The provider returned an unsupported data URI.",
-                                code="malformed_response")
+def _is_trusted(url: str, trusted: frozenset[str]) -> bool:
+    parts = urlsplit(url)
     try:
-        return base64.b64decode(payload, validate=False)
-    except (binascii.Error, ValueError) as exc:
-        raise MalformedResponse("The provider returned a corrupt data URI.",
-                                code="malformed_response") from exc
+        port = parts.port
+    except ValueError:
+        return False  # a malformed port: let the full check refuse it
+    host = parts.hostname
+    if not host:
+        return False
+    return host in trusted or (port is not None and f"{host}:{port}" in trusted)
+
+
+async def check_result_url(url: str) -> None:
+    """Raise BlockedURL unless ``url`` is one Brenia may fetch a result image from.
+
+    Resolving a host blocks, so it never happens on the event loop: most result links
+    are on a configured provider host, which is trusted without resolving (the check
+    then only looks at the URL's shape), and any other host is resolved in a thread.
+    """
+    trusted = trusted_result_hosts()
+    if _is_trusted(url, trusted):
+        check_public_url(url, field="image_url", allowed_hosts=trusted)
+        return
+    await asyncio.to_thread(check_public_url, url, field="image_url", allowed_hosts=trusted)
 
 
 async def fetch_image_bytes(image: OutputImage, *, client: httpx.AsyncClient) -> bytes:
@@ -72,7 +90,7 @@ async def fetch_image_bytes(image: OutputImage, *, client: httpx.AsyncClient) ->
     if image.url.startswith("data:"):
         return decode_data_uri(image.url)
     try:
-        check_public_url(image.url, field="image_url", allowed_hosts=trusted_result_hosts())
+        await check_result_url(image.url)
     except BlockedURL as exc:
         raise MalformedResponse("The provider returned an image link Brenia will not fetch.",
                                 code="blocked_result_url") from exc

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import statistics
 import time
 import traceback
@@ -22,11 +21,13 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import transaction
 from django.utils import timezone
 
 from brenia.logs import request_id_var
-from generation.events import anotify_job_event, apublish, record_event
+from brenia.retries import Backoff
+from generation.jobs.events import anotify_job_event
+from generation.jobs.lifecycle import StoredImage, job_finish
+from generation.jobs.results import check_image, fetch_image_bytes, store_image
 from generation.models import (
     AttemptOutcome,
     IllegalTransition,
@@ -35,7 +36,6 @@ from generation.models import (
     JobAttempt,
     JobStatus,
 )
-from generation.presenters import image_state
 from generation.providers import get_provider
 from generation.providers.base import (
     MalformedResponse,
@@ -48,18 +48,22 @@ from generation.providers.base import (
     TransientProviderError,
     Update,
 )
-from generation.results import CheckedImage, check_image, fetch_image_bytes, store_image
 
 logger = logging.getLogger(__name__)
 
+# Provider attempts per job, and the backoff between them (brenia/retries.py: the first
+# retry after 1-2 s, then 2-3 s). Read at each run, so tests can shorten them.
 MAX_ATTEMPTS = 3
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 20.0
 
 
-def backoff_delay(attempt: int) -> float:
-    """Exponential backoff with full jitter: uniform in [0.5, 1.5] times base*2^(n-1), capped."""
-    return min(BACKOFF_BASE * 2 ** (attempt - 1), BACKOFF_CAP) * random.uniform(0.5, 1.5)
+def worth_retrying(exc: Exception) -> bool:
+    """A transient provider error is tried again, unless the provider's own client has
+    already retried that very failure to its limit (fal: RetriedByFalClient): one
+    failure is retried by one layer, so the two never multiply."""
+    return (isinstance(exc, TransientProviderError)
+            and not exc.retried_by_client)
 
 
 _download_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
@@ -131,6 +135,8 @@ class JobRun:
         # them never holds up the provider's next poll.
         self.updates: list[Update] = []
         self.pump: asyncio.Task[None] | None = None
+        # The provider request this run submitted or re-attached to.
+        self.remote_id = job.provider_request_id
 
     async def run(self) -> None:
         # The cancellation may land anywhere, even inside one of the handlers below
@@ -145,22 +151,26 @@ class JobRun:
     async def _run(self) -> None:
         job = self.job
         try:
-            for number in range(1, MAX_ATTEMPTS + 1):
-                try:
-                    result = await self._attempt(number)
-                except TransientProviderError as exc:
-                    await self._end_attempt(AttemptOutcome.TRANSIENT_ERROR, exc)
-                    if number == MAX_ATTEMPTS:
+            backoff = Backoff(attempts=MAX_ATTEMPTS, base=BACKOFF_BASE, cap=BACKOFF_CAP)
+            # stamina sleeps between tries and lets the last error through once the
+            # attempts are spent, or at once when worth_retrying says no.
+            async for retry in backoff.retrying(on=worth_retrying):
+                with retry:
+                    try:
+                        result = await self._attempt(retry.num)
+                    except TransientProviderError as exc:
+                        await self._end_attempt(AttemptOutcome.TRANSIENT_ERROR, exc)
+                        if worth_retrying(exc) and retry.num < backoff.attempts:
+                            logger.info("job %s: transient error %s, retrying", job.pk,
+                                        exc.code)
+                            if exc.code != "provider_unreachable":
+                                # The remote request itself failed: the next attempt
+                                # submits anew.
+                                await self._forget_request()
                         raise
-                    logger.info("job %s: transient error %s, retrying", job.pk, exc.code)
-                    if exc.code != "provider_unreachable":
-                        # The remote request itself failed: the next attempt submits anew.
-                        await self._forget_request()
-                    await asyncio.sleep(backoff_delay(number))
-                    continue
-                await self._end_attempt(AttemptOutcome.SUCCEEDED)
-                await self._finalize(result)
-                return
+            # Outside the retry loop: a failure while finalizing never resubmits.
+            await self._end_attempt(AttemptOutcome.SUCCEEDED)
+            await self._finalize(result)
         except IllegalTransition:
             # Someone else moved the job (a cancel, a webhook that finalized it).
             await self._stop_if_cancelled()
@@ -244,6 +254,7 @@ class JobRun:
     async def _on_submitted(self, request_id: str) -> None:
         """Commit the remote id before any waiting: a restart re-attaches to it."""
         job = self.job
+        self.remote_id = request_id
         if job.status == JobStatus.QUEUED:
             await job.atransition(JobStatus.SUBMITTED, provider_request_id=request_id,
                                   submitted_at=timezone.now())
@@ -325,83 +336,60 @@ class JobRun:
 
     async def _finalize(self, result: ProviderResult) -> None:
         job = self.job
-        checked: list[tuple[CheckedImage, str, int | None]] = []
+        stored: list[StoredImage] = []
         http = download_client()
         for output in result.images:
             data = await fetch_image_bytes(output, client=http)
             image = await asyncio.to_thread(check_image, data)
             name = await store_image(image)
-            checked.append((image, name, output.seed))
-        if not checked and not result.text:
+            stored.append(StoredImage(name=name, sha256=image.sha256, width=image.width,
+                                      height=image.height, format=image.format,
+                                      bytes=len(image.data), seed=output.seed))
+        if not stored and not result.text:
             raise PermanentProviderError("The model produced no output.", code="no_output")
-        cost = self._settle_cost(result, checked)
+        cost = self._settle_cost(result, stored)
         produced = {"text": result.text, "usage": result.usage} if result.text or result.usage \
             else {}
         try:
-            event = await database_sync_to_async(_complete_job)(job=job, images=checked,
-                                                                  cost=cost, output=produced)
+            await database_sync_to_async(job_finish)(
+                job=job, status=JobStatus.COMPLETED, cost=cost, output=produced, images=stored)
         except IllegalTransition:
-            await sync_to_async(_discard_unreferenced)([name for _, name, _ in checked])
+            await sync_to_async(_discard_unreferenced)([image.name for image in stored])
             raise
-        await apublish(event)
 
-    def _settle_cost(self, result: ProviderResult,
-                     images: list[tuple[CheckedImage, str, int | None]]) -> Any:
+    def _settle_cost(self, result: ProviderResult, images: list[StoredImage]) -> Any:
         model = self.job.model
         if result.billed_tokens is not None:
             return self.provider.price_tokens(model, result.billed_tokens)
         price = getattr(self.provider, "price", None)
         if price is not None:
-            return price(model, [(image.width, image.height) for image, _, _ in images])
+            return price(model, [(image.width, image.height) for image in images])
         return model.price_per_image * len(images)
 
     async def _finish(self, status: str, code: str, message: str, trace: str = "") -> None:
-        job = self.job
-        try:
-            event = await database_sync_to_async(_terminate_job)(
-                job=job, status=status, code=code, message=message, trace=trace)
-        except IllegalTransition:
-            return
-        await apublish(event)
+        with contextlib.suppress(IllegalTransition):  # someone else ended it first
+            await database_sync_to_async(job_finish)(
+                job=self.job, status=status, error_code=code, error_message=message,
+                error_traceback=trace)
 
     async def _on_cancelled(self) -> None:
-        """The task was cancelled: by a user's cancel (tell the provider) or by shutdown."""
-        status = await Job.objects.filter(pk=self.job.pk).values_list("status", flat=True).afirst()
+        """The task was cancelled: by a user's cancel or by shutdown.
+
+        A user's cancel tells the provider itself (``cancel_remote``); a shutdown
+        leaves the remote request running, for the next run to re-attach to.
+        """
         await self._end_attempt(AttemptOutcome.INTERRUPTED)
-        if status == JobStatus.CANCELLED:
-            await asyncio.shield(self.provider.cancel(job=self.job))
 
     async def _stop_if_cancelled(self) -> None:
         await self._end_attempt(AttemptOutcome.INTERRUPTED)
+        remote_id = self.remote_id
         await self.job.arefresh_from_db()
-        if self.job.status == JobStatus.CANCELLED:
+        if self.job.status == JobStatus.CANCELLED and remote_id \
+                and remote_id != self.job.provider_request_id:
+            # Submitted just as the user cancelled: the row never learnt this request,
+            # so nothing else will cancel it.
+            self.job.provider_request_id = remote_id
             await asyncio.shield(self.provider.cancel(job=self.job))
-
-
-def _complete_job(*, job: Job, images: list[tuple[CheckedImage, str, int | None]],
-                  cost: Any, output: dict[str, Any]) -> dict[str, Any]:
-    """One transaction: image rows (once each), the completed state, its event."""
-    with transaction.atomic():
-        # The transition succeeds once per job, so its images are new here; the unique
-        # (job, index) constraint stands guard all the same.
-        job.transition(JobStatus.COMPLETED, cost=cost, progress=1.0, result=output)
-        prompt = str(job.inputs.get("prompt", ""))[:5000]
-        rows = Image.objects.bulk_create([
-            Image(job=job, index=index, file=name, sha256=image.sha256, width=image.width,
-                  height=image.height, format=image.format, bytes=len(image.data), seed=seed,
-                  model_slug=job.model_slug, model_version=job.model_version, prompt=prompt)
-            for index, (image, name, seed) in enumerate(images)])
-        return record_event(job=job, type="completed", payload={
-            "status": job.status, "images": [image_state(row) for row in rows],
-            "text": output.get("text", ""), "cost": str(cost), "currency": job.currency})
-
-
-def _terminate_job(*, job: Job, status: str, code: str, message: str,
-                   trace: str) -> dict[str, Any]:
-    with transaction.atomic():
-        job.transition(status, error_code=code, error_message=message, error_traceback=trace)
-        return record_event(job=job, type="failed", payload={
-            "status": status, "code": code, "message": message})
 
 
 def _discard_unreferenced(names: list[str]) -> None:

@@ -8,18 +8,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from brenia.errors import NotFound
-from generation.models import AIModel, Image, Job, JobEvent
-
-
-def model_list_enabled() -> QuerySet[AIModel]:
-    return AIModel.objects.filter(enabled=True)
-
-
-def model_get(*, slug: str) -> AIModel:
-    model = AIModel.objects.filter(slug=slug).first()
-    if model is None:
-        raise NotFound(f"There is no model {slug!r}.", code="unknown_model")
-    return model
+from generation.models import Image, Job, JobEvent
 
 
 def _parse_uuid(value: Any) -> uuid.UUID | None:

@@ -10,23 +10,28 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from brenia import background
 from brenia.errors import Conflict, FieldProblem, InvalidInput
 from brenia.logs import request_id_var
-from brenia.urlguard import check_public_url
-from generation.events import notify_job_event
-from generation.execution import dispatch_job, request_cancel
+from brenia.urlguard import check_public_url, check_webhook_url
+from generation.jobs.events import notify_job_event
+from generation.jobs.lifecycle import job_finish
+from generation.jobs.selectors import job_get_for_user
+from generation.jobs.tasks import apply_fal_webhook_task, job_cancel_dispatch, job_run_submit
 from generation.models import (
     ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
     AIModel,
     IllegalTransition,
     Job,
     JobStatus,
     ModelKind,
 )
-from generation.outbound.services import webhook_url_check
 from generation.providers import get_provider
-from generation.selectors import job_get_for_user, model_get
-from generation.validation import check_inputs, nul_problems, url_fields
+from generation.providers.base import PermanentProviderError
+from generation.providers.fal_webhooks import parse_fal_webhook, verify_fal_webhook
+from generation.registry.selectors import model_get
+from generation.registry.validation import check_inputs, nul_problems, url_fields
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,11 @@ def generation_prepare(*, model_slug: str, inputs: Any, options: Any,
     if problems:
         raise InvalidInput("The request has invalid fields.", errors=problems)
     options = dict(options or {})
-    provider = get_provider(model)
+    try:
+        provider = get_provider(model)
+    except PermanentProviderError:  # a registry row pointing at no allowed provider
+        raise Conflict(f"The model {model.slug!r} is unavailable: its provider is not "
+                       "configured.", code="provider_unavailable") from None
     arguments = provider.build_arguments(model=model, inputs=checked, options=options)
     estimate = provider.estimate(model, arguments).quantize(Decimal("0.000001"))
     return PreparedRequest(model=model, inputs=checked, options=options,
@@ -89,7 +98,7 @@ def job_create(*, user: Any, model_slug: str, inputs: Any, options: Any = None,
     if webhook_url:
         # The same guard as every user-supplied address: no internal targets.
         try:
-            webhook_url_check(url=webhook_url)
+            check_webhook_url(webhook_url)
         except InvalidInput as exc:
             metadata_problems += exc.errors
     if metadata is not None and not isinstance(metadata, dict):
@@ -128,7 +137,7 @@ def job_create(*, user: Any, model_slug: str, inputs: Any, options: Any = None,
             )
             notify_job_event(job=job, type="queued", payload={"status": job.status,
                                                               "position": None})
-            transaction.on_commit(lambda: dispatch_job(job.pk))
+            transaction.on_commit(lambda: job_run_submit(job.pk))
     except IntegrityError:
         # A concurrent request with the same idempotency key won the race.
         existing = _job_for_idempotency_key(user=user, key=idempotency_key,
@@ -154,15 +163,32 @@ def job_cancel(*, user: Any, job_id: Any) -> Job:
     job = job_get_for_user(user=user, job_id=job_id)
     with transaction.atomic():
         try:
-            job.transition(JobStatus.CANCELLED, error_code="cancelled",
-                           error_message="Cancelled by the user.")
+            job_finish(job=job, status=JobStatus.CANCELLED, error_code="cancelled",
+                       error_message="Cancelled by the user.")
         except IllegalTransition:
             job.refresh_from_db()
             raise Conflict(f"The job is already {job.status} and cannot be cancelled.",
                            code="job_not_cancellable") from None
-        notify_job_event(job=job, type="cancelled", payload={"status": job.status})
-        transaction.on_commit(lambda: request_cancel(job.pk))
+        transaction.on_commit(lambda: job_cancel_dispatch(job.pk))
     return job
+
+
+async def fal_webhook_receive(*, headers: dict[str, str], body: bytes) -> str:
+    """Verify one fal completion webhook and hand it to the background runner.
+
+    Answers at once (fal times out slow receivers); the images are fetched by the
+    task. Returns what happened: ``accepted``, ``already_final`` or ``unknown_request``.
+    """
+    await verify_fal_webhook(headers=headers, body=body)
+    event = parse_fal_webhook(body)
+    status = await Job.objects.filter(provider_request_id=event["request_id"]).values_list(
+        "status", flat=True).afirst()
+    if status is None:
+        return "unknown_request"
+    if status in TERMINAL_STATUSES:
+        return "already_final"
+    await background.asubmit(apply_fal_webhook_task, event=event)
+    return "accepted"
 
 
 def jobs_active_ids() -> list[Any]:

@@ -1,4 +1,4 @@
-"""The model registry, jobs, their attempts, events and images.
+"""Jobs, their attempts, events and images.
 
 The Job row is the truth about a generation. Its status only moves forward, and
 only through :meth:`Job.transition` / :meth:`Job.atransition`, each one conditional
@@ -15,61 +15,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-
-class Provider(models.TextChoices):
-    FAL = "fal", "fal.ai"
-    GEMINI = "gemini", "Google Gemini"
-
-
-class ModelKind(models.TextChoices):
-    TEXT_TO_IMAGE = "text-to-image", "Text to image"
-    IMAGE_TO_IMAGE = "image-to-image", "Image to image"
-    FACE_SWAP = "face-swap", "Face swap"
-    BACKGROUND_REMOVAL = "background-removal", "Background removal"
-    TEXT = "text", "Text"
-
-
-class AIModel(models.Model):
-    """One callable model: where it lives, what it accepts and what it costs.
-
-    Admins edit these rows; the API validates requests against ``input_schema``
-    (a JSON Schema) as it stands at request time.
-    """
-
-    slug = models.SlugField(max_length=80, unique=True)
-    display_name = models.CharField(max_length=120)
-    description = models.TextField(blank=True)
-    thumbnail_url = models.URLField(blank=True)
-    provider = models.CharField(max_length=20, choices=Provider.choices)
-    # Optional dotted path of a provider class, for providers beyond the built-in ones.
-    provider_class = models.CharField(max_length=200, blank=True)
-    endpoint_id = models.CharField(max_length=200, help_text="e.g. fal-ai/flux/schnell")
-    kind = models.CharField(max_length=30, choices=ModelKind.choices)
-    input_schema = models.JSONField(default=dict, blank=True)
-    output_mapping = models.JSONField(default=dict, blank=True)
-    currency = models.CharField(max_length=3, default="USD")
-    price_per_image = models.DecimalField(max_digits=10, decimal_places=6, default=Decimal(0))
-    price_per_megapixel = models.DecimalField(max_digits=10, decimal_places=6, default=Decimal(0))
-    price_per_million_tokens = models.DecimalField(
-        max_digits=10, decimal_places=4, default=Decimal(0)
-    )
-    supports_lora = models.BooleanField(default=False)
-    runner_hint_field = models.CharField(max_length=80, blank=True)
-    enabled = models.BooleanField(default=True)
-    version_label = models.CharField(max_length=40, default="1")
-    fallback = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="fallback_for"
-    )
-    canary = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["slug"]
-        verbose_name = "AI model"
-
-    def __str__(self) -> str:
-        return self.slug
+from generation.models.registry import AIModel
 
 
 class JobStatus(models.TextChoices):
@@ -282,5 +228,3 @@ class Image(models.Model):
         return {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp",
                 "GIF": "image/gif"}.get(self.format.upper(), "application/octet-stream")
 
-
-from generation.outbound import WebhookAttempt, WebhookDelivery, WebhookSecret  # noqa: E402,F401

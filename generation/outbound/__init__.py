@@ -1,17 +1,7 @@
-"""Outgoing webhooks: a finished job is POSTed to the URL it named, signed, retried.
+"""Outgoing webhooks, as a Django app of its own (label ``outbound``).
 
-Only the models are imported here, because ``generation.models`` imports this
-package while the app registry is still loading. The rest lives in submodules:
-``services`` (writes, the hook called by ``generation.events``), ``delivery``
-(one signed attempt, the in-process loop), ``tasks`` (procrastinate), ``selectors``,
-``api`` (the account routes) and ``admin``.
+A finished job that names a ``webhook_url`` is POSTed there, signed and retried.
+The app hooks into the job engine at one place, ``job_finished_hook``
+(``services``), and runs its deliveries through ``brenia.background`` (``tasks``).
+The job engine never imports this package.
 """
-
-from generation.outbound.models import (
-    DeliveryStatus,
-    WebhookAttempt,
-    WebhookDelivery,
-    WebhookSecret,
-)
-
-__all__ = ["DeliveryStatus", "WebhookAttempt", "WebhookDelivery", "WebhookSecret"]

@@ -41,7 +41,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         return False
 
     def has_redeliver_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("generation.change_webhookdelivery")
+        return request.user.has_perm("outbound.change_webhookdelivery")
 
     @admin.action(description="Redeliver (send again from a first attempt)",
                   permissions=["redeliver"])

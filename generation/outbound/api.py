@@ -8,8 +8,8 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import Query, Router, Schema
 
-from generation.api import ErrorOut, auth_user
-from generation.outbound import selectors, services
+from brenia.schemas import ErrorOut, auth_user
+from generation.outbound import selectors, signing
 from generation.outbound.models import WebhookDelivery
 
 router = Router(tags=["webhooks"])
@@ -48,14 +48,14 @@ def _delivery_out(delivery: WebhookDelivery) -> dict[str, Any]:
 @router.get("/account/webhook-secret", response={200: WebhookSecretOut, 401: ErrorOut},
             summary="Your webhook signing secret (made on first request)")
 def get_webhook_secret(request: HttpRequest) -> Any:
-    return services.webhook_secret_get_or_create(user_id=auth_user(request).pk)
+    return signing.webhook_secret_get_or_create(user_id=auth_user(request).pk)
 
 
 @router.post("/account/webhook-secret/rotate",
              response={200: WebhookSecretOut, 401: ErrorOut, 403: ErrorOut},
              summary="Replace your webhook secret; later deliveries use the new one")
 def rotate_webhook_secret(request: HttpRequest) -> Any:
-    return services.webhook_secret_rotate(user_id=auth_user(request).pk)
+    return signing.webhook_secret_rotate(user_id=auth_user(request).pk)
 
 
 @router.get("/account/webhook-deliveries",

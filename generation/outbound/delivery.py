@@ -15,11 +15,8 @@ DNS may have changed since the job was created); redirects are not followed.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
-import random
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,18 +28,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from brenia.urlguard import BlockedURL
+from brenia.retries import Backoff
+from brenia.urlguard import BlockedURL, check_webhook_url
 from generation.outbound.models import (
     DeliveryStatus,
     WebhookAttempt,
     WebhookDelivery,
 )
-from generation.outbound.selectors import webhook_deliveries_pending
-from generation.outbound.services import (
-    webhook_deliveries_create_missing,
-    webhook_secret_get_or_create,
-    webhook_url_check,
-)
+from generation.outbound.signing import signature_header, webhook_secret_get_or_create
 
 logger = logging.getLogger(__name__)
 
@@ -56,17 +49,11 @@ def lease_seconds() -> float:
     return float(settings.BRENIA_WEBHOOK_TIMEOUT) + 30.0
 
 
-def backoff_delay(attempt: int) -> float:
-    """Seconds after failed attempt ``attempt``: base*2^(n-1), capped, times [0.5, 1.5]."""
-    base = float(settings.BRENIA_WEBHOOK_BACKOFF)
-    return min(base * 2 ** (attempt - 1), BACKOFF_CAP) * random.uniform(0.5, 1.5)
-
-
-def signature_header(*, secret: str, timestamp: int, body: bytes) -> str:
-    """``t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>" under the secret>``."""
-    signed = f"{timestamp}.".encode() + body
-    digest = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
+def webhook_backoff() -> Backoff:
+    """Brenia's one retry policy with the webhook settings; a delivery does not sleep
+    between attempts but stores the next one's due time, so it uses only ``delay``."""
+    return Backoff(attempts=settings.BRENIA_WEBHOOK_MAX_ATTEMPTS,
+                   base=float(settings.BRENIA_WEBHOOK_BACKOFF), cap=BACKOFF_CAP)
 
 
 @dataclass(frozen=True)
@@ -109,7 +96,7 @@ async def webhook_delivery_attempt(*, delivery_id: Any) -> float | None:
 
 async def _send(delivery: WebhookDelivery, number: int) -> Outcome:
     try:
-        await asyncio.to_thread(webhook_url_check, url=delivery.url)
+        await asyncio.to_thread(check_webhook_url, delivery.url)
     except BlockedURL as exc:
         problem = exc.errors[0].problem if exc.errors else "is not allowed"
         # A name that does not resolve now may later (a DNS outage): retried, but not
@@ -178,7 +165,7 @@ def _record(*, delivery: WebhookDelivery, number: int, outcome: Outcome) -> floa
     elif outcome.permanent or number >= settings.BRENIA_WEBHOOK_MAX_ATTEMPTS:
         fields.update(status=DeliveryStatus.FAILED, next_attempt_at=None)
     else:
-        delay = backoff_delay(number)
+        delay = webhook_backoff().delay(failures=number)
         fields["next_attempt_at"] = now + timedelta(seconds=delay)
     with transaction.atomic():
         WebhookAttempt.objects.create(
@@ -197,34 +184,3 @@ def _record(*, delivery: WebhookDelivery, number: int, outcome: Outcome) -> floa
         logger.warning("webhook %s of job %s: attempt %d failed (%s); retrying in %.1f s",
                        delivery.event_type, delivery.job_id, number, outcome.error, delay)
     return delay
-
-
-async def deliver_in_process(delivery_id: str) -> None:
-    """Embedded profile: attempt, sleep, attempt … on this loop until settled."""
-    crashes = 0
-    while crashes <= settings.BRENIA_WEBHOOK_MAX_ATTEMPTS:
-        try:
-            wait = await webhook_delivery_attempt(delivery_id=delivery_id)
-        except Exception:
-            crashes += 1
-            logger.exception("webhook delivery %s: attempt crashed", delivery_id)
-            wait = lease_seconds()  # a claimed attempt is due again once its lease ends
-        if wait is None:
-            return
-        await asyncio.sleep(wait)
-
-
-async def deliveries_resume() -> None:
-    """Embedded profile, at start: send what a previous process left pending."""
-    from generation.outbound.services import webhook_delivery_dispatch
-
-    try:
-        await database_sync_to_async(webhook_deliveries_create_missing)()
-        ids = [pk async for pk in webhook_deliveries_pending().values_list("pk", flat=True)]
-    except Exception:
-        logger.exception("could not list pending webhook deliveries to resume")
-        return
-    if ids:
-        logger.info("resuming %d pending webhook delivery(ies)", len(ids))
-    for delivery_id in ids:
-        webhook_delivery_dispatch(delivery_id=delivery_id)

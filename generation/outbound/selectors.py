@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import QuerySet
 
-from generation.models import TERMINAL_STATUSES, Job
+from generation.jobs.selectors import job_get_for_user
 from generation.outbound.models import DeliveryStatus, WebhookDelivery
-from generation.selectors import job_get_for_user
 
 
 def webhook_deliveries_for_user(*, user: Any, job_id: Any = None) -> QuerySet[WebhookDelivery]:
@@ -22,14 +20,3 @@ def webhook_deliveries_for_user(*, user: Any, job_id: Any = None) -> QuerySet[We
 
 def webhook_deliveries_pending() -> QuerySet[WebhookDelivery]:
     return WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING)
-
-
-def jobs_missing_webhook_delivery(*, finished_after: datetime) -> QuerySet[Job]:
-    """Finished jobs that name a webhook URL but have no delivery recorded."""
-    return (
-        Job.objects.filter(status__in=TERMINAL_STATUSES, finished_at__gte=finished_after,
-                           # created_at is indexed; no job lives a day.
-                           created_at__gte=finished_after - timedelta(days=1))
-        .exclude(webhook_url="")
-        .filter(~Exists(WebhookDelivery.objects.filter(job=OuterRef("pk"))))
-    )

@@ -7,6 +7,8 @@ routed around) or transient (429, 5xx, timeouts: retried with backoff).
 
 from __future__ import annotations
 
+import base64
+import binascii
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -38,6 +40,10 @@ class PermanentProviderError(ProviderError):
 
 class TransientProviderError(ProviderError):
     """Worth another try later: rate limits, outages, timeouts."""
+
+    # True when the provider's own client already retried it to its limit: then the
+    # runner does not retry again, so the two retry layers never multiply.
+    retried_by_client = False
 
 
 class MalformedResponse(ProviderError):
@@ -121,3 +127,15 @@ class Provider(ABC):
 
     def price_tokens(self, model: AIModel, tokens: int) -> Decimal:
         return model.price_per_million_tokens * Decimal(tokens) / Decimal(1_000_000)
+
+
+def decode_data_uri(uri: str) -> bytes:
+    header, _, payload = uri.partition(",")
+    if not header.startswith("data:") or ";base64" not in header:
+        raise MalformedResponse("The provider returned an unsupported data URI.",
+                                code="malformed_response")
+    try:
+        return base64.b64decode(payload, validate=False)
+    except (binascii.Error, ValueError) as exc:
+        raise MalformedResponse("The provider returned a corrupt data URI.",
+                                code="malformed_response") from exc

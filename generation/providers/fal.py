@@ -57,6 +57,37 @@ TRANSIENT_ERROR_TYPES = frozenset({
     "concurrent_requests_limit",
 })
 
+# fal-client retries every queue call itself (submit, status poll, result, cancel) on
+# connection errors and timeouts, 408, 409, 429 and 502-504 from its ingress: up to
+# MAX_ATTEMPTS (10) tries, 0.1 s doubling to 10 s apart, times 0.5-1.5: 16-39 s of
+# waiting between tries (each try is bounded by its HTTP timeouts, the whole attempt
+# by BRENIA_JOB_TIMEOUT). It has no per-client switch (a module constant read by
+# private helpers; changing it would change every fal client in the process, the
+# emulator tests' stock clients included), so Brenia counts those tries as the whole
+# budget of such a failure: see RetriedByFalClient.
+FAL_CLIENT_ATTEMPTS: int = fal_client.client.MAX_ATTEMPTS
+
+
+class RetriedByFalClient(TransientProviderError):
+    """A transient failure that fal-client already tried FAL_CLIENT_ATTEMPTS times.
+
+    Transient in kind, but the job runner does not try it again: a failure is retried
+    by one layer only, so the SDK's tries and the runner's never multiply.
+    """
+
+    retried_by_client = True
+
+
+def _spent_by_fal_client(exc: Exception) -> bool:
+    """Whether fal-client retried ``exc`` until it gave up.
+
+    Every HTTP call in ``execute`` goes through fal-client's retry loop, which only
+    lets an error it would retry out after its last try. Its own predicate (private,
+    fal-client pinned; tests/generation/test_retry_budget.py covers it) says which.
+    """
+    return bool(fal_client.client._should_retry(exc))
+
+
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FalAsyncClient] = (
     weakref.WeakKeyDictionary()
 )
@@ -194,13 +225,20 @@ class FalProvider(Provider):
             # status and body, which classify_http_error sorts out.
             output = await client.result(app, handle.request_id)
         except fal_client.client.FalClientHTTPError as exc:
-            raise classify_http_error(exc) from exc
+            error = classify_http_error(exc)
+            if isinstance(error, TransientProviderError) and _spent_by_fal_client(exc):
+                raise RetriedByFalClient(error.message, code=error.code,
+                                         detail=error.detail) from exc
+            raise error from exc
         except json.JSONDecodeError as exc:
             raise MalformedResponse("fal returned a result that is not JSON.",
                                     code="malformed_response") from exc
         except (httpx.TimeoutException, httpx.TransportError) as exc:
-            raise TransientProviderError(f"fal could not be reached: {exc.__class__.__name__}",
-                                         code="provider_unreachable") from exc
+            # fal-client retries these, except a submit's timeout once start_timeout is set.
+            unreachable = (RetriedByFalClient if _spent_by_fal_client(exc)
+                           else TransientProviderError)
+            raise unreachable(f"fal could not be reached: {exc.__class__.__name__}",
+                              code="provider_unreachable") from exc
         return self.parse_output(output)
 
     def parse_output(self, output: Any) -> ProviderResult:

@@ -31,6 +31,7 @@ from generation.providers.base import (
     ProviderResult,
     Running,
     TransientProviderError,
+    decode_data_uri,
 )
 
 if TYPE_CHECKING:
@@ -213,8 +214,6 @@ def _total_output_tokens(usage: types.GenerateContentResponseUsageMetadata | Non
 async def _reference_part(url: str) -> types.Part:
     """Fetch a user-supplied reference image through the URL guard."""
     if url.startswith("data:"):
-        from generation.results import decode_data_uri
-
         mime = url[5:url.index(";")] if ";" in url else "image/png"
         return types.Part.from_bytes(data=decode_data_uri(url), mime_type=mime)
     try:

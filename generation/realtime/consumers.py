@@ -11,40 +11,21 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs
 
-from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.contrib.auth.models import AnonymousUser
 
-from brenia.auth import user_for_api_key
 from brenia.errors import NotFound
-from generation.events import job_group, user_group
-from generation.presenters import job_state
-from generation.selectors import job_events_after, job_get_for_user, job_list_for_user
+from generation.jobs.events import job_group, user_group
+from generation.jobs.presenters import job_state
+from generation.jobs.selectors import job_events_after, job_get_for_user, job_list_for_user
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 
 
-class _BearerMiddleware:
-    """Lets integrations authenticate a WebSocket with ``Authorization: Bearer <key>``."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        user = scope.get("user")
-        if user is None or not user.is_authenticated:
-            headers = dict(scope.get("headers") or [])
-            value = headers.get(b"authorization", b"").decode("latin-1")
-            if value.lower().startswith("bearer "):
-                found = await database_sync_to_async(user_for_api_key)(value[7:].strip())
-                scope = {**scope, "user": found or AnonymousUser()}
-        return await self.inner(scope, receive, send)
-
-
-def ApiKeyAuthMiddleware(inner: Any) -> Any:
-    return AuthMiddlewareStack(_BearerMiddleware(inner))
+def _job_id_for_user(user: Any, job_id: Any) -> str:
+    """The job's canonical id if it is the user's; NotFound otherwise."""
+    return str(job_get_for_user(user=user, job_id=job_id).pk)
 
 
 def _snapshot(user: Any, job_id: Any, after: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -84,15 +65,18 @@ class JobEventsConsumer(AsyncJsonWebsocketConsumer):
 
     async def follow_job(self, job_id: str, after: int, *, close_on_missing: bool) -> None:
         try:
-            # Join first, then read: an event sent in between is caught by the seq filter.
-            state, missed = await database_sync_to_async(_snapshot)(self.user, job_id, after)
+            canonical = await database_sync_to_async(_job_id_for_user)(self.user, job_id)
         except NotFound:
             await self.send_json({"type": "error", "code": "job_not_found",
                                   "message": "There is no such job."})
             if close_on_missing:
                 await self.close(code=CLOSE_NOT_FOUND)
             return
-        await self._join(job_group(state["id"]))
+        # Join first, then read: an event committed in between is in the snapshot (or
+        # in ``missed``), and its live copy is dropped by the seq filter. Read first and
+        # such an event would be lost.
+        await self._join(job_group(canonical))
+        state, missed = await database_sync_to_async(_snapshot)(self.user, canonical, after)
         for event in missed:
             await self.send_json(event)
         self.seen[state["id"]] = state["last_event_seq"]

@@ -1,6 +1,8 @@
+"""WebSocket routes."""
+
 from django.urls import path
 
-from generation.consumers import JobEventsConsumer
+from generation.realtime.consumers import JobEventsConsumer
 
 websocket_urlpatterns = [
     path("ws/jobs/", JobEventsConsumer.as_asgi()),

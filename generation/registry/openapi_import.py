@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from generation.models import ModelKind
-from generation.validation import check_schema
+from generation.registry.validation import check_schema
 
 # Keys that only mean something to OpenAPI tooling. They are dropped because they
 # say nothing to a JSON Schema validator and would confuse an admin reading the row.

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from generation import views
+from generation.web import views
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -10,13 +10,14 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from brenia.errors import DomainError, NotFound
-from generation import selectors, services
-from generation.presenters import job_state
+from generation.jobs import selectors, services
+from generation.jobs.presenters import job_state
+from generation.registry import selectors as registry_selectors
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    models = list(selectors.model_list_enabled().filter(kind="text-to-image"))
+    models = list(registry_selectors.model_list_enabled().filter(kind="text-to-image"))
     if request.method == "POST":
         prompt = request.POST.get("prompt", "").strip()
         slug = request.POST.get("model", "")

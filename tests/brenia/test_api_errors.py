@@ -32,7 +32,7 @@ def test_wrong_api_key_is_401(owner: Persona) -> None:
 
 
 def test_revoked_api_key_is_401(owner: Persona) -> None:
-    from brenia.models import ApiKey
+    from brenia.accounts.models import ApiKey
 
     ApiKey.objects.filter(user=owner.user).update(revoked_at="2026-01-01T00:00:00Z")
     response = owner.api().get_json("/api/jobs")

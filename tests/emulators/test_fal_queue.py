@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from fal_client import Completed, FalClientHTTPError, InProgress, Queued
@@ -153,7 +154,7 @@ async def test_low_priority_is_served_after_normal(fal_factory: Callable[..., Ru
     client = emulator.async_client()
     emulator.state.set_faults("*", {"slow_s": 0.4})
     blocker = await client.submit(SCHNELL, {"prompt": "block [[fal:slow]]"})
-    await asyncio.sleep(0.05)
+    await until_running(blocker)
     low = await client.submit(SCHNELL, {**PROMPT, "seed": 2}, priority="low")
     normal = await client.submit(SCHNELL, {**PROMPT, "seed": 3}, priority="normal")
     low_status = await low.status()
@@ -231,7 +232,7 @@ async def test_start_timeout_gives_504_that_is_not_retried(
     emulator = fal_factory(runners=1)
     client = emulator.async_client()
     blocker = await client.submit(SCHNELL, {"prompt": "occupy [[fal:hang]]"})
-    await asyncio.sleep(0.05)
+    await until_running(blocker)
     handle = await client.submit(SCHNELL, PROMPT, start_timeout=1.2)
     with pytest.raises(FalClientHTTPError) as caught:
         await handle.get()
@@ -258,3 +259,11 @@ async def test_hint_is_recorded_and_routes_to_the_runner_holding_it(
     assert info["cold_loads"] == 0 and emulator.state.cold_loads() == 1
     assert first["images"]
     await client.aclose()
+
+
+async def until_running(handle: Any, timeout: float = 10) -> None:
+    """Wait (on the emulator's own word, not a guess) until the one runner took it."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not isinstance(await handle.status(), InProgress):
+        assert asyncio.get_running_loop().time() < deadline, "the request never started"
+        await asyncio.sleep(0.01)

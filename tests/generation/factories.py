@@ -21,7 +21,7 @@ def make_job(persona: Persona, *, status: str = JobStatus.QUEUED, slug: str = "f
 def make_prepared_job(persona: Persona, *, slug: str = "flux-schnell",
                       inputs: dict[str, Any], options: dict[str, Any] | None = None) -> Job:
     """A queued job built as the API builds it, but not dispatched: the test runs it."""
-    from generation.services import generation_prepare
+    from generation.jobs.services import generation_prepare
 
     kind = AIModel.objects.get(slug=slug).kind
     prepared = generation_prepare(model_slug=slug, inputs=inputs, options=options,

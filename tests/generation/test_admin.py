@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
@@ -23,9 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from generation.models import AIModel, Job
-from generation.openapi_import import import_input_schema
-from generation.schema_preview import render_schema_form
-from generation.validation import check_schema
+from generation.registry.forms import render_schema_form
+from generation.registry.openapi_import import import_input_schema
+from generation.registry.validation import check_schema
 from tests.conftest import Persona, make_persona
 
 CHANGELIST = "/admin/generation/aimodel/"
@@ -107,7 +108,7 @@ class Controls(HTMLParser):
      "Invalid JSON Schema at properties/prompt/type"),
     ({"input_schema": {"type": "string"}}, "The input schema must describe an object"),
     ({"provider_class": "generation.providers.nowhere.Provider"},
-     "Unknown provider: &#x27;generation.providers.nowhere.Provider&#x27; cannot be imported."),
+     "&#x27;generation.providers.nowhere.Provider&#x27; is not an allowed provider class."),
     ({"provider": "midjourney"}, "Select a valid choice. midjourney is not one of the"),
 ])
 def test_admin_add_form_refuses_a_bad_schema_or_provider_and_saves_nothing(
@@ -128,6 +129,42 @@ def test_admin_change_form_with_an_invalid_schema_keeps_the_saved_one(console: C
     assert "Invalid JSON Schema at required" in response.content.decode()
     model.refresh_from_db()
     assert model.input_schema == saved
+
+
+@pytest.mark.parametrize("provider_class", [
+    "os.system",  # importable and callable: all the old lookup asked of a path
+    "subprocess.Popen",
+    "generation.providers.fal_transport.FalAsyncClient",  # Brenia's, but no provider
+    "this.s",  # importing the module prints; the form must not import it at all
+])
+def test_admin_refuses_a_provider_class_outside_the_allow_list_without_importing_it(
+        console: Client, provider_class: str) -> None:
+    sys.modules.pop("this", None)
+    before = AIModel.objects.count()
+    response = console.post(ADD, form_data(provider_class=provider_class))
+    assert response.status_code == 200
+    html = unescape(response.content.decode())
+    assert f"'{provider_class}' is not an allowed provider class." in html
+    assert "fal, gemini, generation.providers.fal.FalProvider" in html  # says what is
+    assert AIModel.objects.count() == before
+    assert "this" not in sys.modules
+
+
+def test_admin_change_form_cannot_point_a_model_at_an_arbitrary_class(console: Client) -> None:
+    model = AIModel.objects.get(slug="flux-schnell")
+    response = console.post(change_url(model), form_data(model, provider_class="os.system"))
+    assert response.status_code == 200
+    assert "is not an allowed provider class" in unescape(response.content.decode())
+    model.refresh_from_db()
+    assert model.provider_class == ""
+
+
+@pytest.mark.parametrize("provider_class", ["", "gemini", "generation.providers.fal.FalProvider"])
+def test_admin_accepts_a_blank_or_allow_listed_provider_class(
+        console: Client, provider_class: str) -> None:
+    response = console.post(ADD, form_data(provider_class=provider_class))
+    assert response.status_code == 302, unescape(response.content.decode())
+    assert AIModel.objects.get(slug="flux-dev-admin").provider_class == provider_class
 
 
 def test_changelist_filters_by_provider_and_searches(console: Client) -> None:

@@ -11,7 +11,7 @@ from django.db import connection
 from openapi_spec_validator import validate
 
 from generation.models import AIModel, Job, JobStatus
-from generation.registry import seed_rows
+from generation.registry.services import seed_rows
 from tests.conftest import ApiClient, Persona
 from tests.generation.factories import make_job
 from tests.generation.samples import valid_inputs

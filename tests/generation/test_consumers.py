@@ -9,7 +9,7 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from brenia.asgi import application
-from generation.events import anotify_job_event
+from generation.jobs.events import anotify_job_event
 from generation.models import Job, JobStatus
 from tests.conftest import Persona
 from tests.generation.factories import make_job

@@ -12,9 +12,9 @@ from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 
 from generation.emulators.server import EmulatorThread
+from generation.jobs.runner import run_job
 from generation.models import Image, Job, JobStatus
-from generation.registry import seed_rows
-from generation.runner import run_job
+from generation.registry.services import seed_rows
 from tests.conftest import Persona
 from tests.generation.factories import make_prepared_job
 from tests.generation.samples import valid_inputs

@@ -15,10 +15,10 @@ from channels.db import database_sync_to_async
 from generation.emulators.fal import FAL_STATE, FalEmulatorConfig, create_app
 from generation.emulators.gemini import GEMINI_STATE
 from generation.emulators.server import EmulatorThread
+from generation.jobs.results import check_image
+from generation.jobs.runner import run_job
 from generation.models import AttemptOutcome, Job, JobStatus
 from generation.providers.base import MalformedResponse
-from generation.results import check_image
-from generation.runner import run_job
 from tests.conftest import FAL_TEST_KEY, Persona
 from tests.generation.factories import make_prepared_job
 
@@ -40,7 +40,7 @@ def faulty_fal(settings: Any) -> Iterator[Any]:
 
 @pytest.fixture
 def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("generation.runner.BACKOFF_BASE", 0.01)
+    monkeypatch.setattr("generation.jobs.runner.BACKOFF_BASE", 0.01)
 
 
 async def run(persona: Persona, prompt: str, slug: str = "flux-schnell") -> Job:

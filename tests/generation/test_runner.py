@@ -12,8 +12,9 @@ from django.core.files.storage import default_storage
 
 from generation.emulators.fal import FAL_STATE
 from generation.emulators.server import EmulatorThread
+from generation.jobs.lifecycle import job_finish
+from generation.jobs.runner import run_job
 from generation.models import IllegalTransition, Image, Job, JobEvent, JobStatus
-from generation.runner import _complete_job, run_job
 from tests.conftest import Persona
 from tests.generation.factories import make_prepared_job
 
@@ -87,7 +88,7 @@ async def test_finalizing_twice_neither_duplicates_images_nor_settles_twice(
     await run_job(job.pk)
     job = await reload(job)
     with pytest.raises(IllegalTransition):
-        await database_sync_to_async(_complete_job)(job=job, images=[], cost=99, output={})
+        await database_sync_to_async(job_finish)(job=job, status=JobStatus.COMPLETED, cost=99)
     job = await reload(job)
     assert str(job.cost) == "0.003000"
     assert await Image.objects.filter(job=job).acount() == 1
@@ -140,7 +141,7 @@ async def test_eta_is_position_times_the_models_recent_median_run(owner: Persona
 
     from django.utils import timezone
 
-    from generation import runner
+    from generation.jobs import runner
 
     runner._durations.clear()
     assert await runner.eta_seconds(999_999, 0) is None  # no history: no guess
@@ -166,8 +167,8 @@ async def test_progress_events_carry_new_log_lines_and_progress(
 
 
 async def test_updates_that_pile_up_go_out_as_one_event_in_order(owner: Persona) -> None:
+    from generation.jobs.runner import JobRun
     from generation.providers.base import Running
-    from generation.runner import JobRun
 
     job = await create(owner, f"pile {uuid.uuid4()}")
     await job.atransition(JobStatus.SUBMITTED, provider_request_id="req-1")
@@ -184,9 +185,9 @@ async def test_updates_that_pile_up_go_out_as_one_event_in_order(owner: Persona)
 
 
 async def test_an_update_for_a_job_cancelled_meanwhile_stops_the_run(owner: Persona) -> None:
+    from generation.jobs.runner import JobRun
+    from generation.jobs.services import job_cancel
     from generation.providers.base import Running
-    from generation.runner import JobRun
-    from generation.services import job_cancel
 
     job = await create(owner, f"gone {uuid.uuid4()}")
     await job.atransition(JobStatus.SUBMITTED, provider_request_id="req-2")

@@ -16,8 +16,8 @@ from channels.db import database_sync_to_async
 from django.core.files.storage import default_storage
 
 from generation.emulators.server import EmulatorThread
+from generation.jobs.runner import run_job
 from generation.models import Image, Job, JobStatus
-from generation.runner import run_job
 from tests.conftest import ApiClient, Persona, free_port, wait_http
 from tests.generation.factories import make_prepared_job
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from brenia.errors import Conflict, InvalidInput, NotFound
-from generation import services
+from generation.jobs import services
 from generation.models import AIModel, Job, JobEvent, JobStatus
 from tests.conftest import Persona
 from tests.generation.factories import make_job

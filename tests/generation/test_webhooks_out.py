@@ -1,6 +1,6 @@
 """Outgoing webhooks, delivered to a real HTTP receiver on 127.0.0.1.
 
-In the embedded profile jobs and deliveries run on this process's executor loop;
+In the embedded profile jobs and deliveries run on this process's background loop;
 in the scale-out profile a worker process runs both. The receiver's loopback
 address is allowed through ``BRENIA_WEBHOOK_ALLOWED_HOSTS`` (here and in the
 worker); nothing else about the delivery path is special for tests.
@@ -26,11 +26,13 @@ from asgiref.sync import async_to_sync
 from django.test import Client
 from django.utils import timezone
 
+from brenia.background import runner
 from generation.emulators.server import EmulatorThread
-from generation.execution import dispatch_job, executor
-from generation.models import AIModel, Job, JobStatus
-from generation.outbound import DeliveryStatus, WebhookAttempt, WebhookDelivery
-from generation.outbound.services import on_job_finished, webhook_delivery_create
+from generation.jobs.lifecycle import job_finish
+from generation.jobs.tasks import job_run_submit
+from generation.models import AIModel, IllegalTransition, Job, JobStatus
+from generation.outbound.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
+from generation.outbound.services import webhook_delivery_create
 from tests.conftest import (
     ROOT,
     SCALEOUT,
@@ -124,7 +126,7 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture(scope="module")
 def deliverer(django_db_setup: Any, fal_emulator: EmulatorThread,
               tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """What runs jobs and deliveries: this process's executor, or a worker process."""
+    """What runs jobs and deliveries: this process's background loop, or a worker process."""
     if not SCALEOUT:
         yield
         return
@@ -214,7 +216,7 @@ def staff_console() -> Client:
 
 
 def redeliver(console: Client, delivery: WebhookDelivery) -> None:
-    response = console.post("/admin/generation/webhookdelivery/", {
+    response = console.post("/admin/outbound/webhookdelivery/", {
         "action": "redeliver", "_selected_action": [str(delivery.pk)], "index": 0})
     assert response.status_code == 302, response.content
 
@@ -226,7 +228,7 @@ def test_finished_job_is_delivered_once_with_its_final_state(
     url = hooks.url()
     job = make_prepared_job(owner, inputs={"prompt": f"webhook {uuid.uuid4()}"})
     Job.objects.filter(pk=job.pk).update(webhook_url=url)
-    dispatch_job(job.pk)
+    job_run_submit(job.pk)
 
     delivery = settled(job)
     assert delivery.status == DeliveryStatus.DELIVERED and delivery.attempts == 1
@@ -238,9 +240,9 @@ def test_finished_job_is_delivered_once_with_its_final_state(
     assert body["delivery_id"] == request.headers["Brenia-Delivery"] == str(delivery.pk)
     assert body["attempt"] == 1 and request.headers["Brenia-Event"] == "job.completed"
 
-    # The terminal event published again (a retried finalization) sends nothing more.
-    async_to_sync(on_job_finished)(job_id=str(job.pk), event_type="completed")
-    time.sleep(0.5)
+    # A second finish (a retried finalization) is refused whole: no second delivery.
+    with pytest.raises(IllegalTransition):
+        job_finish(job=job, status=JobStatus.COMPLETED, cost=None)
     assert WebhookDelivery.objects.filter(job=job).count() == 1
     assert len(hooks.got(url)) == 1
 
@@ -311,7 +313,7 @@ def test_operator_redelivers_from_the_admin(owner: Persona, hooks: Receiver) -> 
 
     console = staff_console()
     delivery = WebhookDelivery.objects.get(job=job)
-    page = console.get(f"/admin/generation/webhookdelivery/{delivery.pk}/change/")
+    page = console.get(f"/admin/outbound/webhookdelivery/{delivery.pk}/change/")
     assert page.status_code == 200 and b"receiver broke" in page.content
     redeliver(console, delivery)
 
@@ -376,20 +378,17 @@ def test_other_users_deliveries_and_secret_are_never_visible(
 
 def test_deliveries_a_dead_process_left_behind_are_sent_on_recovery(
         owner: Persona, hooks: Receiver) -> None:
-    lost, unsent = hooks.url(), hooks.url()
-    # A process died after committing a finished job, before recording its webhook …
-    unrecorded = make_job(owner, status=JobStatus.CANCELLED, webhook_url=lost,
-                          finished_at=timezone.now())
-    # … and another after recording one, before handing it to anything.
+    unsent = hooks.url()
+    # A process died after committing a finished job and its delivery row, before
+    # handing the delivery to anything. (A job never ends without its row: both are
+    # written in the job's terminal transaction.)
     orphan = make_job(owner, status=JobStatus.COMPLETED, webhook_url=unsent,
                       finished_at=timezone.now())
-    assert webhook_delivery_create(job_id=orphan.pk, event_type="completed")
+    assert webhook_delivery_create(job=orphan, event_type="completed")
 
     if not SCALEOUT:
-        async_to_sync(executor.resume)()  # what a restarted server does first
-    # Scale-out: the worker's periodic recovery pass finds both.
+        async_to_sync(runner.recover)()  # what a restarted server does first
+    # Scale-out: the worker's periodic recovery finds it.
 
-    assert settled(unrecorded).status == DeliveryStatus.DELIVERED
     assert settled(orphan).status == DeliveryStatus.DELIVERED
-    assert [r.json()["type"] for r in hooks.got(lost)] == ["job.cancelled"]
     assert [r.json()["type"] for r in hooks.got(unsent)] == ["job.completed"]

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from generation.registry import registry_seed
+from generation.registry.services import registry_seed
 
 DEMO_ACCOUNTS = (("marketer", False), ("admin", True))
 

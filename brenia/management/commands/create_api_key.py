@@ -3,7 +3,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from brenia.services import api_key_create
+from brenia.accounts.services import api_key_create
 
 
 class Command(BaseCommand):

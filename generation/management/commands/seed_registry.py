@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from generation.registry import registry_seed
+from generation.registry.services import registry_seed
 
 
 class Command(BaseCommand):

@@ -1,0 +1,21 @@
+"""generation's models: the registry (``registry``) and jobs (``jobs``)."""
+
+from generation.models.jobs import (
+    ACTIVE_STATUSES,
+    ALLOWED_FROM,
+    TERMINAL_STATUSES,
+    AttemptOutcome,
+    IllegalTransition,
+    Image,
+    Job,
+    JobAttempt,
+    JobEvent,
+    JobStatus,
+)
+from generation.models.registry import AIModel, ModelKind, Provider
+
+__all__ = [
+    "ACTIVE_STATUSES", "ALLOWED_FROM", "TERMINAL_STATUSES", "AIModel", "AttemptOutcome",
+    "IllegalTransition", "Image", "Job", "JobAttempt", "JobEvent", "JobStatus", "ModelKind",
+    "Provider",
+]
