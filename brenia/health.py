@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
+import threading
+import time
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.core.files.storage import Storage, storages
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+
+# /readyz is unauthenticated and on S3 every storage call is a billed request, so a
+# probe storm must not become a request storm: storage's answer is reused this long.
+STORAGE_CHECK_INTERVAL = 30.0
 
 
 async def healthz(request: HttpRequest) -> JsonResponse:
@@ -24,13 +28,71 @@ def _check_database() -> None:
         cursor.fetchone()
 
 
-def _check_storage() -> None:
-    name = default_storage.save(f"readyz/{uuid.uuid4().hex}.txt", ContentFile(b"ok"))
+def _storage_error(storage: Storage) -> str | None:
+    """One read of storage's root; the failure's class name, or None when it answered.
+
+    A read, never a write: a probe must not leave objects (or S3 PUTs) behind. Listing
+    the root fails for a missing bucket, bad credentials or an unreachable endpoint,
+    where asking whether one name exists would say "no" to a missing bucket. Stored
+    names all sit under ``images/``, so the root holds a handful of entries.
+    """
     try:
-        if not default_storage.exists(name):
-            raise RuntimeError("written file not found")
-    finally:
-        default_storage.delete(name)
+        storage.listdir("")
+    except FileNotFoundError:
+        # A local media root is made by the first save; a fresh install is ready
+        # without one.
+        return None
+    except Exception as exc:
+        return exc.__class__.__name__
+    return None
+
+
+class StorageCheck:
+    """The default storage's last answer, reused for STORAGE_CHECK_INTERVAL seconds.
+
+    One thread checks at a time; probes that arrive meanwhile get the previous answer
+    rather than queueing behind a slow storage (and tying up threads). The answer
+    belongs to one storage instance: a reconfigured storage is checked afresh.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._storage: Storage | None = None
+        self._checked_at = 0.0
+        self._error: str | None = "NotCheckedYet"
+
+    def _fresh(self, storage: Storage) -> bool:
+        return (self._storage is storage
+                and time.monotonic() - self._checked_at < STORAGE_CHECK_INTERVAL)
+
+    def error(self) -> str | None:
+        storage = storages["default"]
+        if self._fresh(storage) or not self._lock.acquire(blocking=False):
+            return self._error
+        try:
+            if not self._fresh(storage):  # another thread may have just checked
+                self._error = _storage_error(storage)
+                self._storage, self._checked_at = storage, time.monotonic()
+            return self._error
+        finally:
+            self._lock.release()
+
+
+storage_check = StorageCheck()
+
+
+class CheckFailed(Exception):
+    """A check that failed earlier (its answer cached); ``name`` is what went wrong."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _check_storage() -> None:
+    error = storage_check.error()
+    if error is not None:
+        raise CheckFailed(error)
 
 
 async def _check_channel_layer() -> None:
@@ -52,11 +114,13 @@ async def readyz(request: HttpRequest) -> JsonResponse:
             await asyncio.wait_for(check(), timeout=5)
             checks[name] = {"ok": True}
         except Exception as exc:
-            checks[name] = {"ok": False, "error": exc.__class__.__name__}
+            error = exc.name if isinstance(exc, CheckFailed) else exc.__class__.__name__
+            checks[name] = {"ok": False, "error": error}
 
     await run("database", sync_to_async(_check_database))
     await run("channel_layer", _check_channel_layer)
-    await run("storage", sync_to_async(_check_storage))
+    # Off the shared sync thread: a slow storage must not hold up database work.
+    await run("storage", sync_to_async(_check_storage, thread_sensitive=False))
     ready = all(c["ok"] for c in checks.values())
     return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks},
                         status=200 if ready else 503)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, WebSocketRoute, sync_playwright
 
 from generation.emulators.server import EmulatorThread
 from tests.conftest import LiveBrenia, Persona
@@ -105,4 +106,50 @@ def test_job_page_recovers_after_a_dropped_connection(live_brenia: LiveBrenia, o
     page.evaluate("window.breniaJobFeed.simulateDrop()")
     page.wait_for_selector("#job-status[data-status=completed]", timeout=30_000)
     page.locator("#job-images img").wait_for()
+    page.close()
+
+
+def test_job_page_catches_up_when_an_event_goes_missing(live_brenia: LiveBrenia, owner: Persona,
+                                                        browser: Browser) -> None:
+    """The first live event is kept from the page, as an overloaded channel layer may
+    lose one; the next reveals the gap in seq and the page asks for a replay."""
+    lost: list[dict[str, Any]] = []
+    sent: list[dict[str, Any]] = []  # what the page sent the server
+    received: list[dict[str, Any]] = []  # what reached the page
+
+    def relay(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def to_page(message: str | bytes) -> None:
+            event = json.loads(message)
+            if not lost and event.get("seq") and event.get("type") not in (
+                    "snapshot", "completed", "failed", "cancelled"):
+                lost.append(event)
+                return
+            received.append(event)
+            ws.send(message)
+
+        def to_server(message: str | bytes) -> None:
+            sent.append(json.loads(message))
+            server.send(message)
+
+        server.on_message(to_page)
+        ws.on_message(to_server)
+
+    page = browser.new_page()
+    page.route_web_socket(re.compile(r"/ws/jobs/"), relay)
+    log_in(page, live_brenia, owner)
+    page.fill("textarea[name=prompt]", "Iced tea poster, pastel colours")
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]+/$"))
+    page.wait_for_selector("#job-status[data-status=completed]", timeout=30_000)
+
+    assert lost, f"no live event came before the job finished: {received}"
+    job_id, seq = lost[0]["job_id"], lost[0]["seq"]
+    assert {"action": "subscribe", "job": job_id, "after": seq - 1} in sent
+    replayed = [e for e in received if e.get("seq") == seq and e["type"] != "snapshot"]
+    assert [e["type"] for e in replayed] == [lost[0]["type"]]
+    events = [e["seq"] for e in received if e["type"] != "snapshot"]
+    final = max(events)
+    assert page.evaluate("id => window.breniaJobFeed.lastSeq[id]", job_id) == final
     page.close()

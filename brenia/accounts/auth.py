@@ -12,9 +12,9 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest
 from django.utils import timezone
-from ninja.security import APIKeyCookie, HttpBearer
+from ninja.security import HttpBearer, django_auth
 
-from brenia.models import ApiKey, hash_api_key
+from brenia.accounts.models import ApiKey, hash_api_key
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -48,16 +48,7 @@ class ApiKeyAuth(HttpBearer):
         return user
 
 
-class BrowserSessionAuth(APIKeyCookie):
-    """The browser's Django session (CSRF-checked for unsafe methods by ninja)."""
-
-    param_name = "sessionid"
-
-    def authenticate(self, request: HttpRequest, key: str | None) -> Any:
-        user = request.user
-        if user.is_authenticated and user.is_active:
-            return user
-        return None
-
-
-api_auth = [ApiKeyAuth(), BrowserSessionAuth()]
+# The browser's Django session, through ninja's own SessionAuth: it CSRF-checks unsafe
+# methods before looking at the session cookie. Inactive users never get this far:
+# ModelBackend.get_user refuses them, so their session loads as AnonymousUser.
+api_auth = [ApiKeyAuth(), django_auth]

@@ -6,7 +6,10 @@
  * Connects to /ws/jobs/ (one job when jobId is given), reconnects with exponential
  * backoff and jitter, and on every reconnect resumes after the last sequence number
  * it saw, so the server replays what was missed and then sends a fresh snapshot.
- * Events with a sequence number already seen are dropped.
+ * Events with a sequence number already seen are dropped. An event that skips a
+ * sequence number (the channel layer lost one on the way) is held back, and the
+ * feed re-subscribes to that job after the last number it saw: the server replays
+ * the missed events, this one included, in order, then sends a snapshot.
  */
 (function (global) {
   "use strict";
@@ -20,6 +23,7 @@
       this.onConnection = onConnection;
       this.maxDelayMs = maxDelayMs;
       this.lastSeq = {};
+      this.catchingUp = new Set();  // jobs with a catch-up subscribe in flight
       this.attempt = 0;
       this.socket = null;
       this.stopped = false;
@@ -54,6 +58,9 @@
       this.onConnection("connecting");
       const socket = new WebSocket(this.url());
       this.socket = socket;
+      // A new connection resumes after lastSeq for its own job; a catch-up asked on
+      // the old one is moot, and a later gap may ask again.
+      this.catchingUp.clear();
       socket.onopen = () => { this.attempt = 0; this.onConnection("open"); };
       socket.onmessage = (message) => this.handle(JSON.parse(message.data));
       socket.onclose = (event) => {
@@ -81,15 +88,33 @@
         const jobs = event.job ? [event.job] : (event.jobs || []);
         for (const job of jobs) {
           this.lastSeq[job.id] = Math.max(this.lastSeq[job.id] || 0, job.last_event_seq || 0);
+          this.catchingUp.delete(job.id);  // the snapshot ends a catch-up
         }
         this.onSnapshot(event);
         return;
       }
       if (event.seq && event.job_id) {
-        if (event.seq <= (this.lastSeq[event.job_id] || 0)) return;
+        const last = this.lastSeq[event.job_id] || 0;
+        if (event.seq <= last) return;
+        if (event.seq > last + 1) {
+          // Not delivered now: the replay brings it again after the ones missed, so
+          // onEvent sees every job's events once and in order.
+          this.catchUp(event.job_id, last);
+          return;
+        }
         this.lastSeq[event.job_id] = event.seq;
       }
       this.onEvent(event);
+    }
+
+    /* Ask the server for a job's events after `after`, then a snapshot (once at a time). */
+    catchUp(jobId, after) {
+      if (this.catchingUp.has(jobId)) return;
+      const socket = this.socket;
+      // Closed or not yet open: the reconnect resumes after lastSeq by itself.
+      if (!socket || socket.readyState !== WebSocket.OPEN) return;
+      this.catchingUp.add(jobId);
+      socket.send(JSON.stringify({ action: "subscribe", job: jobId, after }));
     }
 
     /* For tests and debugging: drop the connection as a network fault would. */

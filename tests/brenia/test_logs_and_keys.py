@@ -8,9 +8,10 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.test import Client
 
+from brenia.accounts.models import ApiKey, hash_api_key
 from brenia.logs import JsonFormatter, RequestIdFilter, request_id_var
-from brenia.models import ApiKey, hash_api_key
 from tests.conftest import ApiClient, Persona
 
 
@@ -64,3 +65,53 @@ def test_create_api_key_for_unknown_user_fails_clearly(db: None) -> None:
 
     with pytest.raises(CommandError, match="There is no user 'nobody'"):
         call_command("create_api_key", "nobody")
+
+
+# --- the browser's session ------------------------------------------------------------------
+
+DRY_RUN = "/api/images/generate?dry_run=true"
+BRIEF = {"model": "flux-schnell", "inputs": {"prompt": "lemonade"}}
+
+
+def browser(persona: Persona) -> Client:
+    """A logged-in browser: no bearer key, and CSRF enforced as a real browser meets it."""
+    client = Client(enforce_csrf_checks=True)
+    assert client.login(username=persona.user.username, password=persona.password)
+    return client
+
+
+def test_a_session_reads_the_api_without_a_key(owner: Persona) -> None:
+    response = browser(owner).get("/api/jobs")
+    assert response.status_code == 200, response.json()
+
+
+def test_a_session_post_without_the_csrf_token_is_refused(owner: Persona) -> None:
+    response = browser(owner).post(DRY_RUN, BRIEF, content_type="application/json")
+    assert response.status_code == 403
+    assert response.json()["code"] == "csrf_failed"
+
+
+def test_a_session_post_with_the_csrf_token_is_served(owner: Persona) -> None:
+    client = browser(owner)
+    client.get("/accounts/login/")  # any page with a form sets the csrftoken cookie
+    token = client.cookies["csrftoken"].value
+    response = client.post(DRY_RUN, BRIEF, content_type="application/json",
+                           headers={"X-CSRFToken": token})
+    assert response.status_code == 200, response.json()
+    assert response.json()["valid"] is True
+
+
+def test_a_deactivated_users_session_no_longer_opens_the_api(owner: Persona) -> None:
+    client = browser(owner)
+    owner.user.is_active = False
+    owner.user.save(update_fields=["is_active"])
+    response = client.get("/api/jobs")
+    assert response.status_code == 401
+    assert response.json()["code"] == "unauthorized"
+
+
+def test_a_bearer_key_needs_no_csrf_token(owner: Persona) -> None:
+    client = ApiClient(owner.key)
+    client.handler.enforce_csrf_checks = True
+    response = client.post_json(DRY_RUN, BRIEF)
+    assert response.status_code == 200, response.json()
