@@ -27,6 +27,7 @@ test: setup services chromium lint typecheck
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 typecheck: setup
 	$(BIN)/mypy --cache-dir=/dev/null brenia generation templates_app
