@@ -7,6 +7,7 @@ Every problem is reported at once, each naming its field (``inputs.prompt``,
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,87 +34,150 @@ OPTIONS_SCHEMA: dict[str, Any] = {
     "dependentRequired": {"width": ["height"], "height": ["width"]},
 }
 
+# What Brenia accepts as a URL, as regular expressions, because the same text serves
+# three readers that must agree: the checks below (Python ``re``), the OpenAPI
+# document (ECMA-262 ``pattern``) and pydantic (Rust ``regex``). So: ASCII character
+# classes, no look-arounds, and ports only within 0-65535 (``urllib`` raises on more).
+# Hosts are registered names, IPv4 addresses or IPv6 literals (RFC 3986's grammar for
+# those, which urllib accepts too: a looser bracket form crashes urlsplit).
+_PCT = "%[0-9A-Fa-f]{2}"
+_UNRESERVED = r"A-Za-z0-9._~\-"
+_SUB_DELIMS = "!$&'()*+,;="
+_PORT = "(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+_H16 = "[0-9A-Fa-f]{1,4}"
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_LS32 = rf"(?:{_H16}:{_H16}|{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET})"
+
+
+def _ipv6() -> str:
+    """RFC 3986's IPv6address: at most ``before`` groups, "::", then ``after`` groups."""
+    forms = [f"(?:{_H16}:){{6}}{_LS32}"]
+    for before, after in enumerate((5, 4, 3, 2, 1, 0)):
+        head = f"(?:(?:{_H16}:){{0,{before - 1}}}{_H16})?" if before else ""
+        tail = f"(?:{_H16}:){{{after}}}{_LS32}" if after else _LS32
+        forms.append(f"{head}::{tail}")
+    forms += [f"(?:(?:{_H16}:){{0,5}}{_H16})?::{_H16}", f"(?:(?:{_H16}:){{0,6}}{_H16})?::"]
+    return "(?:" + "|".join(forms) + ")"
+
+
+_USERINFO = f"(?:(?:[{_UNRESERVED}{_SUB_DELIMS}:]|{_PCT})*@)?"
+# A registered name or IPv4 address; %-escapes anywhere but first.
+_REG_NAME = f"[{_UNRESERVED}{_SUB_DELIMS}]+(?:{_PCT}[{_UNRESERVED}{_SUB_DELIMS}]*)*"
+_AUTHORITY = rf"{_USERINFO}(?:\[{_ipv6()}\]|{_REG_NAME})(?::{_PORT}?)?"
+# Webhook targets are names or IPv4 addresses, no IPv6 literal. Kept this plain (no
+# alternatives for the host), the pattern is one schema tools can fit to a maxLength:
+# schemathesis otherwise spends minutes looking for a 2000-character example.
+_NAMED_AUTHORITY = f"{_USERINFO}{_REG_NAME}(?::{_PORT}?)?"
+_PCHAR = f"(?:[{_UNRESERVED}{_SUB_DELIMS}:@]|{_PCT})"
+# RFC 3986 path, query and fragment.
+_RFC3986_TAIL = rf"(?:/{_PCHAR}*)*(?:\?(?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?"
+_HTTP = "[Hh][Tt][Tt][Pp][Ss]?://"
+
+# format "uri": an RFC 3986 URI with an authority (``scheme://host…``), or a data URI
+# (whose path cannot begin with "//": that would be an authority).
+URI_REGEX = (rf"[A-Za-z][A-Za-z0-9+.\-]*://{_AUTHORITY}{_RFC3986_TAIL}"
+             rf"|[Dd][Aa][Tt][Aa]:(?:{_PCHAR}(?:{_PCHAR}|/)*)?(?:\?(?:{_PCHAR}|[/?])*)?")
+# format "image-url": an http(s) URL (its path may hold any printable character, as
+# pasted links do) or a base64 data URI of an image: what fal models accept.
+IMAGE_URL_REGEX = (rf"{_HTTP}{_AUTHORITY}(?:[/?#][^\x00-\x20\x7f]*)?"
+                   r"|data:image/[A-Za-z0-9.+\-]+(?:;[^\x00-\x20\x7f;,]*)*;base64,"
+                   r"[A-Za-z0-9+/]*={0,2}")
+# An http(s) URL Brenia itself calls (webhooks): RFC 3986 throughout.
+HTTP_URL_REGEX = f"{_HTTP}{_NAMED_AUTHORITY}{_RFC3986_TAIL}"
+
+FORMAT_REGEXES = {"uri": URI_REGEX, "image-url": IMAGE_URL_REGEX}
+
+
+def anchored(regex: str) -> str:
+    """``regex`` as a JSON Schema ``pattern`` matching whole values only."""
+    return f"^(?:{regex})$"
+
+
 _FORMATS = FormatChecker(formats=("email",))
 
 
 @_FORMATS.checks("uri")
 def _is_uri(value: object) -> bool:
-    if not isinstance(value, str):
-        return True
-    parts = urlsplit(value)
-    return bool(parts.scheme and (parts.netloc or parts.scheme == "data"))
+    return not isinstance(value, str) or re.fullmatch(URI_REGEX, value) is not None
 
 
 @_FORMATS.checks("image-url")
 def _is_image_url(value: object) -> bool:
-    """An http(s) URL, or a base64 data URI of an image (what fal models accept)."""
-    if not isinstance(value, str):
-        return True
-    if value.startswith("data:"):
-        return value.startswith("data:image/") and ";base64," in value
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
+    return not isinstance(value, str) or re.fullmatch(IMAGE_URL_REGEX, value) is not None
 
 
-def _field_name(prefix: str, error: SchemaError) -> str:
-    path = [str(p) for p in error.absolute_path]
-    if error.validator == "required":
-        # "'prompt' is a required property": the field is the missing one.
-        missing = error.message.split("'")[1] if "'" in error.message else ""
-        path.append(missing)
-    elif error.validator == "additionalProperties":
-        extras = error.message.split("'")[1::2]
-        path.append(extras[0] if extras else "")
-    elif error.validator == "dependentRequired":
-        path.append(error.message.split("'")[1] if "'" in error.message else "")
-    return ".".join([prefix, *[p for p in path if p]])
+def _join(*parts: object) -> str:
+    return ".".join(str(p) for p in parts if p != "")
 
 
-def _problem(error: SchemaError) -> str:
-    v = error.validator
-    value = error.validator_value
-    if v == "required":
-        return "is required"
-    if v == "additionalProperties":
-        return "is not an accepted field for this model"
-    if v == "type":
+def _problems(prefix: str, error: SchemaError) -> list[FieldProblem]:
+    """Our field problems for one jsonschema error, read from its structured fields.
+
+    ``absolute_path`` locates the value that failed, ``validator`` names the keyword
+    and ``validator_value`` holds what the schema asked for; ``instance`` is the
+    failing value itself, which is how a missing or unexpected key is found.
+    """
+    here = _join(prefix, *error.absolute_path)
+    keyword, value, instance = str(error.validator), error.validator_value, error.instance
+    if keyword == "required" and isinstance(instance, dict):
+        # One error per missing key, each naming a key: report them all from any one.
+        return [FieldProblem(_join(here, name), "is required")
+                for name in value if name not in instance]
+    if keyword == "additionalProperties" and isinstance(instance, dict):
+        declared = error.schema.get("properties") or {}
+        patterns = error.schema.get("patternProperties") or {}
+        return [FieldProblem(_join(here, name), "is not an accepted field for this model")
+                for name in instance
+                if name not in declared and not any(re.search(p, name) for p in patterns)]
+    if keyword == "dependentRequired" and isinstance(instance, dict):
+        return [FieldProblem(_join(here, needed), f"is required when {given} is given")
+                for given, needs in value.items() if given in instance
+                for needed in needs if needed not in instance]
+    return [FieldProblem(here, _problem(keyword, value, error))]
+
+
+def _problem(keyword: str, value: Any, error: SchemaError) -> str:
+    if keyword == "type":
         return f"must be of type {value if isinstance(value, str) else ' or '.join(value)}"
-    if v == "minimum":
-        return f"must be >= {value}"
-    if v == "maximum":
-        return f"must be <= {value}"
-    if v == "exclusiveMinimum":
-        return f"must be > {value}"
-    if v == "exclusiveMaximum":
-        return f"must be < {value}"
-    if v == "minLength":
+    bounds = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">",
+              "exclusiveMaximum": "<"}
+    if keyword in bounds:
+        return f"must be {bounds[keyword]} {value}"
+    if keyword == "minLength":
         return "must not be empty" if value == 1 else f"must be at least {value} characters"
-    if v == "maxLength":
+    if keyword == "maxLength":
         return f"must be at most {value} characters"
-    if v == "enum":
+    if keyword == "enum":
         return "must be one of " + ", ".join(repr(x) for x in value)
-    if v == "format":
+    if keyword == "const":
+        return f"must be {value!r}"
+    if keyword == "format":
         return f"must be a valid {value}"
-    if v == "pattern":
+    if keyword == "pattern":
         return "has an invalid format"
-    if v in ("minItems", "maxItems"):
-        return f"must have {'at least' if v == 'minItems' else 'at most'} {value} items"
-    if v == "dependentRequired":
-        parts = error.message.split("'")
-        return f"is required when {parts[3]} is given" if len(parts) > 3 else error.message
-    if v in ("anyOf", "oneOf"):
+    if keyword in ("minItems", "maxItems"):
+        return f"must have {'at least' if keyword == 'minItems' else 'at most'} {value} items"
+    if keyword in ("minProperties", "maxProperties"):
+        least = keyword == "minProperties"
+        return f"must have {'at least' if least else 'at most'} {value} fields"
+    if keyword == "multipleOf":
+        return f"must be a multiple of {value}"
+    if keyword == "uniqueItems":
+        return "must not repeat items"
+    if keyword in ("anyOf", "oneOf"):
         return "does not match any accepted form"
+    if keyword == "not" or error.schema is False:
+        return "is not allowed"
+    # A keyword without a phrase of ours (contains, propertyNames …): jsonschema's own.
     return error.message
 
 
 def _check(schema: dict[str, Any], value: Any, prefix: str) -> list[FieldProblem]:
     validator = Draft202012Validator(schema, format_checker=_FORMATS)
-    problems = [
-        FieldProblem(_field_name(prefix, e), _problem(e))
-        for e in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
-    ]
+    problems = {problem for error in validator.iter_errors(value)
+                for problem in _problems(prefix, error)}
     # One line per field and problem, in a stable order.
-    return sorted(set(problems), key=lambda p: (p.field, p.problem))
+    return sorted(problems, key=lambda p: (p.field, p.problem))
 
 
 def closed_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -184,7 +248,10 @@ def url_fields(schema: dict[str, Any], inputs: dict[str, Any]) -> list[tuple[str
                 and isinstance(value, list):
             found += [(f"inputs.{name}.{i}", v) for i, v in enumerate(value)
                       if isinstance(v, str)]
-    return [(field, url) for field, url in found if url.startswith(("http://", "https://"))]
+    # Schemes are case-insensitive: "HTTP://127.0.0.1/" must meet the guard too. The
+    # values passed the format checks, so urlsplit cannot fail on them.
+    return [(field, url) for field, url in found
+            if urlsplit(url).scheme.lower() in ("http", "https")]
 
 
 def check_schema(schema: Any) -> list[str]:
