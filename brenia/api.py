@@ -9,6 +9,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -93,13 +95,21 @@ _PROBLEMS = {
 }
 
 
+def _problem(error: dict[str, Any]) -> str:
+    kind, ctx = str(error.get("type")), error.get("ctx") or {}
+    if kind == "string_too_long":
+        return f"must be at most {ctx.get('max_length')} characters"
+    if kind == "string_too_short":
+        least = ctx.get("min_length")
+        return "must not be empty" if least == 1 else f"must be at least {least} characters"
+    # Our own validators (PydanticCustomError) write their message as a problem.
+    return _PROBLEMS.get(kind, str(error.get("msg", "is invalid")))
+
+
 @api.exception_handler(ValidationError)
 def on_validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
-    errors = [
-        {"field": _loc_to_field(list(e.get("loc", []))),
-         "problem": _PROBLEMS.get(str(e.get("type")), str(e.get("msg", "is invalid")))}
-        for e in exc.errors
-    ]
+    errors = [{"field": _loc_to_field(list(e.get("loc", []))), "problem": _problem(e)}
+              for e in exc.errors]
     return api.create_response(
         request, error_body("validation_error", "The request has invalid fields.", errors),
         status=422)
@@ -123,11 +133,23 @@ def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
             "malformed_json", "The request body is not valid JSON.",
             [{"field": "body", "problem": "is not valid JSON"}]), status=400)
     if exc.status_code == 403 and "CSRF" in message:
+        # ninja's session auth checks CSRF before it looks for a session; a request
+        # with no session cookie (a bad or missing API key) is simply unauthenticated.
+        if settings.SESSION_COOKIE_NAME not in request.COOKIES:
+            return on_auth_error(request, AuthenticationError())
         return api.create_response(request, error_body(
             "csrf_failed", "CSRF check failed: send the csrftoken with session requests."),
             status=403)
     return api.create_response(request, error_body(f"http_{exc.status_code}", message),
                                status=exc.status_code)
+
+
+@api.exception_handler(RequestDataTooBig)
+def on_body_too_large(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return api.create_response(request, error_body(
+        "request_too_large", f"The request body is larger than {limit} bytes.",
+        [{"field": "body", "problem": f"must be at most {limit} bytes"}]), status=413)
 
 
 @api.exception_handler(Http404)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -11,17 +12,68 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpRequest, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from ninja import Field, Header, Query, Router, Schema, Status
+from pydantic import AfterValidator, BeforeValidator, StringConstraints, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
-from brenia.errors import FieldProblem, InvalidInput, NotFound
+from brenia.errors import InvalidInput, NotFound
 from brenia.schemas import ErrorOut, auth_user
+from brenia.urlguard import check_webhook_url
 from generation.jobs import selectors, services
 from generation.jobs.events import await_job_end
 from generation.jobs.presenters import job_links, job_state
 from generation.models import TERMINAL_STATUSES, AIModel, JobStatus
 from generation.registry import selectors as registry_selectors
+from generation.registry.validation import HTTP_URL_REGEX, anchored, nul_problems
 
 router = Router(tags=["generation"])
 SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+# Besides its own statuses, every operation may answer 401 (no or a bad key) and 500
+# (logged; the body says nothing more); every POST 403 (a browser session without
+# its CSRF token) and 413 (a body over DATA_UPLOAD_MAX_MEMORY_SIZE); a JSON body
+# 400 (not JSON at all) and 422 (a field is wrong). All in the one ErrorOut shape.
+
+
+def _check_webhook_url(value: str) -> str:
+    if value and re.fullmatch(HTTP_URL_REGEX, value) is None:
+        raise PydanticCustomError("url_syntax", "must be an http or https URL")
+    return value
+
+
+# Checked here, before the service resolves the host: what cannot be a URL is a 422
+# naming the field, never a crash in the resolver.
+WebhookUrl = Annotated[
+    str,
+    StringConstraints(max_length=2000),
+    AfterValidator(_check_webhook_url),
+    WithJsonSchema({"anyOf": [
+        {"type": "string", "maxLength": 2000, "pattern": anchored(HTTP_URL_REGEX)},
+        {"type": "string", "maxLength": 0, "description": "No webhook"},
+    ]}),
+]
+
+# RFC 3339 only: pydantic alone would also read "0.5" as seconds since 1970. An
+# offset-less time is still accepted and read as UTC, as it always was.
+_RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}"
+                      r"(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})?")
+
+
+def _check_rfc3339(value: Any) -> Any:
+    match = _RFC3339.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise PydanticCustomError("datetime_format",
+                                  "must be an RFC 3339 date-time, like 2026-01-31T09:30:00Z")
+    # Python keeps microseconds, RFC 3339 allows any number of digits: drop the rest.
+    fraction = match.group(1) or ""
+    return value.replace(fraction, fraction[:7], 1).upper() if fraction else value.upper()
+
+
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(_check_rfc3339),
+    WithJsonSchema({"type": "string", "format": "date-time",
+                    "description": "RFC 3339; a time without an offset is read as UTC"}),
+]
 
 
 class GenerateIn(Schema):
@@ -33,9 +85,9 @@ class GenerateIn(Schema):
     options: dict[str, Any] | None = Field(
         None, description="width, height, num_images, seed, output_format")
     metadata: dict[str, Any] | None = Field(None, description="Kept with the job, echoed back")
-    webhook_url: str | None = Field(
-        None, max_length=2000,
-        description="POSTed the finished job, signed with your webhook secret")
+    webhook_url: WebhookUrl | None = Field(
+        None, description="POSTed the finished job, signed with your webhook secret; "
+                          "the host must be public")
 
 
 class ImageOut(Schema):
@@ -130,7 +182,8 @@ def _job_state_sync(user: Any, job_id: Any) -> dict[str, Any]:
 @router.post(
     "/images/generate",
     response={200: JobOut | QuoteOut, 202: AcceptedOut, 400: ErrorOut, 401: ErrorOut,
-              404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
+              403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 413: ErrorOut, 422: ErrorOut,
+              500: ErrorOut},
     summary="Generate images with a registry model",
 )
 async def generate_images(
@@ -152,14 +205,17 @@ class TextGenerateIn(Schema):
     model: str = Field(..., min_length=1, max_length=80, pattern=SLUG_PATTERN,
                        description="A text model's slug")
     inputs: dict[str, Any] = Field(..., description="prompt, system, response_schema …")
-    metadata: dict[str, Any] | None = None
-    webhook_url: str | None = Field(None, max_length=2000)
+    metadata: dict[str, Any] | None = Field(None, description="Kept with the job, echoed back")
+    webhook_url: WebhookUrl | None = Field(
+        None, description="POSTed the finished job, signed with your webhook secret; "
+                          "the host must be public")
 
 
 @router.post(
     "/text/generate",
     response={200: JobOut | QuoteOut, 202: AcceptedOut, 400: ErrorOut, 401: ErrorOut,
-              404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
+              403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 413: ErrorOut, 422: ErrorOut,
+              500: ErrorOut},
     summary="Write copy with a registry text model",
 )
 async def generate_text(
@@ -181,8 +237,9 @@ async def _generate(request: HttpRequest, *, model: str, inputs: dict[str, Any],
                     dry_run: bool, idempotency_key: str, output: str) -> Any:
     user = auth_user(request)
     if dry_run:
-        prepared = await sync_to_async(services.generation_prepare)(
-            model_slug=model, inputs=inputs, options=options, output=output)
+        prepared = await sync_to_async(_dry_run)(
+            model_slug=model, inputs=inputs, options=options, metadata=metadata,
+            webhook_url=webhook_url or "", output=output)
         return Status(200, {"model": prepared.model.slug, "valid": True,
                      "estimated_cost": str(prepared.estimated_cost),
                      "currency": prepared.model.currency,
@@ -200,6 +257,30 @@ async def _generate(request: HttpRequest, *, model: str, inputs: dict[str, Any],
                  "links": job_links(job)})
 
 
+def _dry_run(*, model_slug: str, inputs: Any, options: Any, metadata: Any,
+             webhook_url: str, output: str) -> services.PreparedRequest:
+    """generation_prepare, refusing also what job_create checks beyond it.
+
+    A quote must never say ``valid`` for a body the real request refuses. These are
+    job_create's own checks of metadata and webhook_url, with every problem reported
+    at once; they belong in one service both paths call.
+    """
+    problems = nul_problems(metadata, "metadata")
+    if webhook_url:
+        try:
+            check_webhook_url(webhook_url)
+        except InvalidInput as exc:
+            problems += exc.errors
+    try:
+        prepared = services.generation_prepare(model_slug=model_slug, inputs=inputs,
+                                               options=options, output=output)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.message, errors=problems + exc.errors) from None
+    if problems:
+        raise InvalidInput("The request has invalid fields.", errors=problems)
+    return prepared
+
+
 async def _wait_for_terminal(user: Any, job_id: Any, seconds: float) -> dict[str, Any]:
     """The job's state once it has ended, or after ``seconds``: woken by its events."""
 
@@ -211,13 +292,13 @@ async def _wait_for_terminal(user: Any, job_id: Any, seconds: float) -> dict[str
     return await sync_to_async(_job_state_sync)(user, job_id)
 
 
-@router.get("/jobs", response={200: JobPage, 401: ErrorOut, 422: ErrorOut})
+@router.get("/jobs", response={200: JobPage, 401: ErrorOut, 422: ErrorOut, 500: ErrorOut})
 def list_jobs(
     request: HttpRequest,
     status: JobStatus | None = None,
     model: str | None = Query(None, pattern=SLUG_PATTERN),
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: Timestamp | None = None,
+    created_before: Timestamp | None = None,
     limit: int = Query(20, ge=1, le=100),
     offset: int = Query(0, ge=0, le=1_000_000_000),
 ) -> Any:
@@ -227,40 +308,58 @@ def list_jobs(
     if model:
         jobs = jobs.filter(model_slug=model)
     if created_after:
-        jobs = jobs.filter(created_at__gte=_utc(created_after, "created_after"))
+        jobs = jobs.filter(created_at__gte=_utc(created_after))
     if created_before:
-        jobs = jobs.filter(created_at__lt=_utc(created_before, "created_before"))
+        jobs = jobs.filter(created_at__lt=_utc(created_before))
     page = list(jobs[offset:offset + limit])
     return {"items": [job_state(job) for job in page], "count": jobs.count(),
             "limit": limit, "offset": offset}
 
 
-def _utc(value: datetime, field: str) -> datetime:
+def _utc(value: datetime) -> datetime:
     """In UTC (databases refuse odd offsets such as -17:35); naive means UTC."""
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     try:
         return value.astimezone(UTC)
     except OverflowError:
-        raise InvalidInput("The request has invalid fields.",
-                           errors=[FieldProblem(field, "is out of range")]) from None
+        # A valid time whose UTC reading leaves years 1-9999 (9999-12-31T23:59-17:35)
+        # lies beyond every job: the nearest instant Python holds filters the same.
+        edge = datetime.max if value.year == datetime.max.year else datetime.min
+        return edge.replace(tzinfo=UTC)
 
 
-@router.get("/jobs/{job_id}", response={200: JobOut, 401: ErrorOut, 404: ErrorOut},
+@router.get("/jobs/{job_id}",
+            response={200: JobOut, 401: ErrorOut, 404: ErrorOut, 500: ErrorOut},
             url_name="job_get")
 def get_job(request: HttpRequest, job_id: str) -> Any:
     return job_state(selectors.job_get_for_user(user=auth_user(request), job_id=job_id))
 
 
 @router.post("/jobs/{job_id}/cancel",
-             response={200: JobOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut},
+             response={200: JobOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut,
+                       409: ErrorOut, 413: ErrorOut, 500: ErrorOut},
              url_name="job_cancel")
 def cancel_job(request: HttpRequest, job_id: str) -> Any:
     return job_state(services.job_cancel(user=auth_user(request), job_id=job_id))
 
 
-@router.get("/images/{image_id}/content", response={401: ErrorOut, 404: ErrorOut},
-            url_name="image_content", summary="Download an image (owner only)")
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif",
+               "application/octet-stream")
+
+
+@router.get(
+    "/images/{image_id}/content",
+    response={200: None, 302: None, 401: ErrorOut, 404: ErrorOut, 500: ErrorOut},
+    url_name="image_content", summary="Download an image (owner only)",
+    openapi_extra={"responses": {
+        200: {"description": "The image file",
+              "content": {media: {"schema": {"type": "string", "format": "binary"}}
+                          for media in IMAGE_TYPES}},
+        302: {"description": "A short-lived signed link to the image (remote storage)",
+              "headers": {"Location": {"required": True, "schema": {"type": "string"}}}},
+    }},
+)
 def image_content(request: HttpRequest, image_id: str) -> HttpResponseBase:
     image = selectors.image_get_for_user(user=auth_user(request), image_id=image_id)
     name = image.file.name
@@ -289,12 +388,13 @@ async def fal_webhook(request: HttpRequest) -> Any:
     return {"status": outcome}
 
 
-@router.get("/models", response={200: list[ModelOut], 401: ErrorOut})
+@router.get("/models", response={200: list[ModelOut], 401: ErrorOut, 500: ErrorOut})
 def list_models(request: HttpRequest) -> Any:
     return [_model_out(model) for model in registry_selectors.model_list_enabled()]
 
 
-@router.get("/models/{slug}", response={200: ModelOut, 401: ErrorOut, 404: ErrorOut})
+@router.get("/models/{slug}",
+            response={200: ModelOut, 401: ErrorOut, 404: ErrorOut, 500: ErrorOut})
 def get_model(request: HttpRequest, slug: str) -> Any:
     model = registry_selectors.model_get(slug=slug)
     if not model.enabled:

@@ -13,6 +13,8 @@ from generation.outbound import selectors, signing
 from generation.outbound.models import WebhookDelivery
 
 router = Router(tags=["webhooks"])
+# Every operation may also answer 401 and 500, every POST 403 (a browser session
+# without its CSRF token) and 413 (a body over DATA_UPLOAD_MAX_MEMORY_SIZE).
 
 
 class WebhookSecretOut(Schema):
@@ -45,14 +47,16 @@ def _delivery_out(delivery: WebhookDelivery) -> dict[str, Any]:
     }
 
 
-@router.get("/account/webhook-secret", response={200: WebhookSecretOut, 401: ErrorOut},
+@router.get("/account/webhook-secret",
+            response={200: WebhookSecretOut, 401: ErrorOut, 500: ErrorOut},
             summary="Your webhook signing secret (made on first request)")
 def get_webhook_secret(request: HttpRequest) -> Any:
     return signing.webhook_secret_get_or_create(user_id=auth_user(request).pk)
 
 
 @router.post("/account/webhook-secret/rotate",
-             response={200: WebhookSecretOut, 401: ErrorOut, 403: ErrorOut},
+             response={200: WebhookSecretOut, 401: ErrorOut, 403: ErrorOut, 413: ErrorOut,
+                       500: ErrorOut},
              summary="Replace your webhook secret; later deliveries use the new one")
 def rotate_webhook_secret(request: HttpRequest) -> Any:
     return signing.webhook_secret_rotate(user_id=auth_user(request).pk)
@@ -60,7 +64,7 @@ def rotate_webhook_secret(request: HttpRequest) -> Any:
 
 @router.get("/account/webhook-deliveries",
             response={200: list[WebhookDeliveryOut], 401: ErrorOut, 404: ErrorOut,
-                      422: ErrorOut},
+                      422: ErrorOut, 500: ErrorOut},
             summary="Your latest webhook deliveries, optionally of one job")
 def list_webhook_deliveries(request: HttpRequest, job: str | None = None,
                             limit: int = Query(50, ge=1, le=100)) -> Any:

@@ -113,10 +113,26 @@ def test_bad_query_parameter_is_422(owner: Persona) -> None:
 
 
 @pytest.mark.parametrize("query", ["offset=99999999999999999999", "status=%00", "model=%00",
-                                   "status=done", "created_before=9999-12-31T23:59:59-17:35"])
+                                   "status=done", "created_before=0.5",
+                                   "created_after=1700000000", "created_after=2026-01-31"])
 def test_out_of_range_or_odd_query_values_are_422(owner: Persona, query: str) -> None:
     response = owner.api().get_json("/api/jobs?" + query)
     assert response.status_code == 422
+
+
+def test_times_past_the_ends_of_the_calendar_filter_as_the_nearest_instant(
+        owner: Persona) -> None:
+    api = owner.api()
+    # Valid RFC 3339 whose UTC reading leaves years 1-9999: before or after every job.
+    latest = api.get_json("/api/jobs?created_before=9999-12-31T23:59:59-17:35")
+    earliest = api.get_json("/api/jobs?created_after=0001-01-01T00:00:00%2B05:00")
+    assert (latest.status_code, earliest.status_code) == (200, 200)
+
+
+def test_an_rfc3339_time_is_read_whatever_its_spelling(owner: Persona) -> None:
+    response = owner.api().get_json(
+        "/api/jobs?created_after=2026-01-31t09:30:00.123456789z")
+    assert response.status_code == 200
 
 
 def test_nul_characters_are_named_not_stored(owner: Persona) -> None:
@@ -194,3 +210,73 @@ def test_dates_with_odd_offsets_are_read_in_utc(owner: Persona) -> None:
     response = owner.api().get_json("/api/jobs?created_after=0296-04-24T19:00:24.58-17:35")
     assert response.status_code == 200
     assert response.json()["count"] == 0
+
+
+def test_a_post_without_a_key_is_401_not_a_csrf_failure(owner: Persona) -> None:
+    # With a session cookie it is a CSRF failure (tests/brenia/test_logs_and_keys.py).
+    from django.test import Client
+
+    browserless = Client(enforce_csrf_checks=True)
+    response = browserless.post(GENERATE, data='{"model": "flux-schnell", "inputs": {}}',
+                                content_type="application/json")
+    assert response.status_code == 401
+    assert response.json()["code"] == "unauthorized"
+
+
+def test_a_body_over_the_upload_limit_is_413(owner: Persona, settings: Any) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = owner.api().post_json(GENERATE, {"model": "flux-schnell",
+                                                "inputs": {"prompt": "x" * 2000}})
+    assert response.status_code == 413
+    assert response.json()["code"] == "request_too_large"
+    assert problems(response) == {"body": "must be at most 1000 bytes"}
+
+
+@pytest.mark.parametrize(("model", "inputs", "field", "problem"), [
+    # Each of these once reached urllib or the resolver and came back as a 500.
+    ("flux-lora", {"prompt": "x", "lora_url": "http://weights.example:99999/w"},
+     "inputs.lora_url", "must be a valid uri"),
+    ("image-to-image", {"prompt": "x", "image_url": "http://[::1/x.png"}, "inputs.image_url",
+     "must be a valid image-url"),
+    ("image-to-image", {"prompt": "x", "image_url": "http://[0]/x.png"}, "inputs.image_url",
+     "must be a valid image-url"),
+    ("image-to-image", {"prompt": "x", "image_url": ""}, "inputs.image_url",
+     "must be a valid image-url"),
+    # Scheme letters in any case meet the same guard.
+    ("image-to-image", {"prompt": "x", "image_url": "HTTP://127.0.0.1/x.png"},
+     "inputs.image_url", "points to an internal address"),
+])
+def test_urls_that_cannot_be_parsed_or_fetched_are_named(
+        owner: Persona, model: str, inputs: dict[str, Any], field: str, problem: str) -> None:
+    response = owner.api().post_json(GENERATE, {"model": model, "inputs": inputs})
+    assert response.status_code == 422, response.json()
+    assert problems(response) == {field: problem}
+
+
+@pytest.mark.parametrize("url", ["http://hooks.example:99999/x", "ftp://hooks.example/x",
+                                 "hooks.example/x", "http://hooks.example/a b",
+                                 "http://hooks.example/\u0000"])
+def test_a_webhook_url_that_is_not_an_http_url_is_422(owner: Persona, url: str) -> None:
+    response = owner.api().post_json(GENERATE, {"model": "flux-schnell",
+                                                "inputs": {"prompt": "x"}, "webhook_url": url})
+    assert response.status_code == 422
+    assert problems(response) == {"webhook_url": "must be an http or https URL"}
+
+
+def test_a_dry_run_refuses_what_the_real_request_would(owner: Persona) -> None:
+    response = owner.api().post_json(GENERATE + "?dry_run=true", {
+        "model": "flux-schnell", "inputs": {"prompt": ""}, "metadata": {"k": "\u0000"},
+        "webhook_url": "http://127.0.0.1/hook"})
+    assert response.status_code == 422
+    assert problems(response) == {"inputs.prompt": "must not be empty",
+                                  "metadata.k": "must not contain NUL characters",
+                                  "webhook_url": "points to an internal address"}
+
+
+def test_every_unknown_field_and_missing_one_is_named(owner: Persona) -> None:
+    response = owner.api().post_json(GENERATE, {
+        "model": "flux-lora", "inputs": {"colour": "red", "size": 3}})
+    assert problems(response) == {
+        "inputs.prompt": "is required", "inputs.lora_url": "is required",
+        "inputs.colour": "is not an accepted field for this model",
+        "inputs.size": "is not an accepted field for this model"}

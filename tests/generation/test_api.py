@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 from generation.models import AIModel, Job, JobStatus
 from generation.registry.services import seed_rows
@@ -156,8 +159,15 @@ def test_openapi_document_validates_and_carries_each_models_schema(owner: Person
     union = body["content"]["application/json"]["schema"]
     assert union["discriminator"]["propertyName"] == "model"
     assert set(union["discriminator"]["mapping"]) == set(SEEDED) - TEXT_MODELS
-    lora = schemas["Generate_flux_lora"]["properties"]["inputs"]
+    lora, nul_free = schemas["Generate_flux_lora"]["properties"]["inputs"]["allOf"]
     assert lora["required"] == ["prompt", "lora_url"]
+    assert nul_free == {"$ref": "#/components/schemas/JsonWithoutNul"}
+    # Every field the endpoint takes besides the model's inputs is there, and no other.
+    body = schemas["Generate_flux_lora"]
+    assert set(body["properties"]) == {"model", "inputs", "options", "metadata", "webhook_url"}
+    assert body["additionalProperties"] is False
+    assert set(schemas["Generate_gemini_copy"]["properties"]) == {
+        "model", "inputs", "metadata", "webhook_url"}
 
 
 def test_openapi_document_follows_registry_edits(owner: Persona) -> None:
@@ -169,8 +179,8 @@ def test_openapi_document_follows_registry_edits(owner: Persona) -> None:
     mapping = document["paths"]["/api/images/generate"]["post"]["requestBody"][
         "content"]["application/json"]["schema"]["discriminator"]["mapping"]
     assert "flux-pro" not in mapping
-    dev_inputs = document["components"]["schemas"]["Generate_flux_dev"]["properties"]["inputs"]
-    assert dev_inputs["properties"]["style"]["enum"] == ["bold", "calm"]
+    dev = document["components"]["schemas"]["Generate_flux_dev"]["properties"]["inputs"]
+    assert dev["allOf"][0]["properties"]["style"]["enum"] == ["bold", "calm"]
 
 
 @pytest.mark.parametrize(("slug", "inputs", "quote"), [
@@ -184,3 +194,71 @@ def test_token_and_per_image_models_are_quoted_before_anything_is_spent(
     response = owner.api().post_json("/api/images/generate?dry_run=true",
                                      {"model": slug, "inputs": inputs})
     assert response.json()["estimated_cost"] == quote
+
+
+def request_validator(document: dict[str, Any], path: str) -> Draft202012Validator:
+    """Validates a JSON body against the document's schema for POST ``path``."""
+    uri = "urn:brenia:openapi"
+    pointer = ("/paths/" + path.replace("/", "~1")
+               + "/post/requestBody/content/application~1json/schema")
+    registry = Registry().with_resource(uri, Resource.from_contents(
+        document, default_specification=DRAFT202012))
+    return Draft202012Validator({"$ref": f"{uri}#{pointer}"}, registry=registry)
+
+
+@pytest.mark.parametrize("slug", SEEDED)
+def test_every_body_the_api_accepts_the_document_accepts(owner: Persona, slug: str,
+                                                         settings: Any) -> None:
+    settings.BRENIA_WEBHOOK_ALLOWED_HOSTS = ["hooks.example.com"]  # no DNS offline
+    document = json.loads(ApiClient().get("/api/openapi.json").content)
+    body: dict[str, Any] = {"model": slug, "inputs": valid_inputs(slug),
+                            "metadata": {"campaign": "summer", "tags": ["a", 1, None]},
+                            "webhook_url": "https://hooks.example.com:8443/brenia?x=1"}
+    if slug not in TEXT_MODELS:
+        body["options"] = {"width": 1024, "height": 768, "seed": 7, "priority": "low"}
+    validator = request_validator(document, endpoint(slug))
+    assert not list(validator.iter_errors(body))
+    for blank in ({"metadata": None, "webhook_url": None}, {"webhook_url": ""}):
+        assert not list(validator.iter_errors({**body, **blank}))
+    response = owner.api().post_json(endpoint(slug) + "?dry_run=true", body)
+    assert response.status_code == 200, response.json()
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"userId": "u1"}, "userId"),
+    ({"metadata": {"k": "a\u0000b"}}, "metadata.k"),
+    ({"metadata": ["not", "an", "object"]}, "metadata"),
+    ({"webhook_url": "ftp://hooks.example.com/x"}, "webhook_url"),
+    ({"webhook_url": "http://hooks.example.com:70000/x"}, "webhook_url"),
+    ({"inputs": {"prompt": "x", "image_url": "data:text/plain;base64,aGk="}}, "inputs.image_url"),
+    ({"inputs": {"prompt": "x", "image_url": "http://[::1/x.png"}}, "inputs.image_url"),
+    ({"inputs": {"prompt": "x\u0000", "image_url": "https://cdn.example.com/a.png"}},
+     "inputs.prompt"),
+    ({"options": {"width": 100}}, "options.height"),
+])
+def test_every_body_the_document_refuses_the_api_refuses(
+        owner: Persona, change: dict[str, Any], field: str) -> None:
+    document = json.loads(ApiClient().get("/api/openapi.json").content)
+    body = {"model": "image-to-image",
+            "inputs": {"prompt": "x", "image_url": "https://cdn.example.com/a.png"}, **change}
+    assert list(request_validator(document, "/api/images/generate").iter_errors(body))
+    response = owner.api().post_json("/api/images/generate?dry_run=true", body)
+    assert response.status_code == 422
+    assert field in {e["field"] for e in response.json()["errors"]}
+
+
+def test_every_operation_declares_its_errors_in_the_one_shape(owner: Persona) -> None:
+    document = json.loads(ApiClient().get("/api/openapi.json").content)
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            expected = {"401", "500"} | ({"403", "413"} if method == "post" else set())
+            if "requestBody" in operation:
+                expected |= {"400", "422"}
+            assert expected <= set(responses), (method, path)
+            for status in {s for s in responses if s.startswith(("4", "5"))}:
+                assert responses[status]["content"] == error, (method, path, status)
+    content = document["paths"]["/api/images/{image_id}/content"]["get"]["responses"]
+    assert "image/png" in content["200"]["content"]
+    assert content["302"]["headers"]["Location"]["required"] is True
