@@ -15,15 +15,14 @@ from ninja import Field, Header, Query, Router, Schema, Status
 from pydantic import AfterValidator, BeforeValidator, StringConstraints, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from brenia.errors import InvalidInput, NotFound
+from brenia.errors import NotFound
 from brenia.schemas import ErrorOut, auth_user
-from brenia.urlguard import check_webhook_url
 from generation.jobs import selectors, services
 from generation.jobs.events import await_job_end
 from generation.jobs.presenters import job_links, job_state
 from generation.models import TERMINAL_STATUSES, AIModel, JobStatus
 from generation.registry import selectors as registry_selectors
-from generation.registry.validation import HTTP_URL_REGEX, anchored, nul_problems
+from generation.registry.validation import HTTP_URL_REGEX, anchored
 
 router = Router(tags=["generation"])
 SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -237,7 +236,7 @@ async def _generate(request: HttpRequest, *, model: str, inputs: dict[str, Any],
                     dry_run: bool, idempotency_key: str, output: str) -> Any:
     user = auth_user(request)
     if dry_run:
-        prepared = await sync_to_async(_dry_run)(
+        prepared = await sync_to_async(services.generation_check)(
             model_slug=model, inputs=inputs, options=options, metadata=metadata,
             webhook_url=webhook_url or "", output=output)
         return Status(200, {"model": prepared.model.slug, "valid": True,
@@ -255,30 +254,6 @@ async def _generate(request: HttpRequest, *, model: str, inputs: dict[str, Any],
     return Status(202, {"id": str(job.id), "status": job.status,
                  "estimated_cost": str(job.estimated_cost), "currency": job.currency,
                  "links": job_links(job)})
-
-
-def _dry_run(*, model_slug: str, inputs: Any, options: Any, metadata: Any,
-             webhook_url: str, output: str) -> services.PreparedRequest:
-    """generation_prepare, refusing also what job_create checks beyond it.
-
-    A quote must never say ``valid`` for a body the real request refuses. These are
-    job_create's own checks of metadata and webhook_url, with every problem reported
-    at once; they belong in one service both paths call.
-    """
-    problems = nul_problems(metadata, "metadata")
-    if webhook_url:
-        try:
-            check_webhook_url(webhook_url)
-        except InvalidInput as exc:
-            problems += exc.errors
-    try:
-        prepared = services.generation_prepare(model_slug=model_slug, inputs=inputs,
-                                               options=options, output=output)
-    except InvalidInput as exc:
-        raise InvalidInput(exc.message, errors=problems + exc.errors) from None
-    if problems:
-        raise InvalidInput("The request has invalid fields.", errors=problems)
-    return prepared
 
 
 async def _wait_for_terminal(user: Any, job_id: Any, seconds: float) -> dict[str, Any]:

@@ -80,6 +80,32 @@ def generation_prepare(*, model_slug: str, inputs: Any, options: Any,
                            provider_arguments=arguments, estimated_cost=estimate)
 
 
+def generation_check(*, model_slug: str, inputs: Any, options: Any, metadata: Any = None,
+                     webhook_url: str = "", output: str = "image") -> PreparedRequest:
+    """Everything a request must pass before a job is made, every problem at once.
+
+    ``job_create`` and the API's dry run both call it, so a quote never says
+    ``valid`` for a body the real request would refuse.
+    """
+    problems = nul_problems(metadata, "metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        problems.append(FieldProblem("metadata", "must be an object"))
+    if webhook_url:
+        # The same guard as every user-supplied address: no internal targets.
+        try:
+            check_webhook_url(webhook_url)
+        except InvalidInput as exc:
+            problems += exc.errors
+    try:
+        prepared = generation_prepare(model_slug=model_slug, inputs=inputs, options=options,
+                                      output=output)
+    except InvalidInput as exc:  # report the other problems in the same answer
+        raise InvalidInput(exc.message, errors=problems + exc.errors) from None
+    if problems:
+        raise InvalidInput("The request has invalid fields.", errors=problems)
+    return prepared
+
+
 def request_fingerprint(*, model_slug: str, inputs: Any, options: Any, metadata: Any) -> str:
     body = json.dumps({"model": model_slug, "inputs": inputs, "options": options or {},
                        "metadata": metadata or {}}, sort_keys=True, default=str)
@@ -94,15 +120,6 @@ def job_create(*, user: Any, model_slug: str, inputs: Any, options: Any = None,
     Returns ``(job, created)``. With an idempotency key, the same key and body
     return the job made the first time; the same key with another body is a 409.
     """
-    metadata_problems = nul_problems(metadata, "metadata")
-    if webhook_url:
-        # The same guard as every user-supplied address: no internal targets.
-        try:
-            check_webhook_url(webhook_url)
-        except InvalidInput as exc:
-            metadata_problems += exc.errors
-    if metadata is not None and not isinstance(metadata, dict):
-        metadata_problems.append(FieldProblem("metadata", "must be an object"))
     fingerprint = request_fingerprint(model_slug=model_slug, inputs=inputs, options=options,
                                       metadata=[metadata, webhook_url])
     if idempotency_key:
@@ -110,13 +127,8 @@ def job_create(*, user: Any, model_slug: str, inputs: Any, options: Any = None,
                                             fingerprint=fingerprint)
         if existing is not None:
             return existing, False
-    try:
-        prepared = generation_prepare(model_slug=model_slug, inputs=inputs, options=options,
-                                      output=output)
-    except InvalidInput as exc:  # report metadata problems in the same answer
-        raise InvalidInput(exc.message, errors=metadata_problems + exc.errors) from None
-    if metadata_problems:
-        raise InvalidInput("The request has invalid fields.", errors=metadata_problems)
+    prepared = generation_check(model_slug=model_slug, inputs=inputs, options=options,
+                                metadata=metadata, webhook_url=webhook_url, output=output)
     try:
         with transaction.atomic():
             job = Job.objects.create(
