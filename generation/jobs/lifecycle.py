@@ -82,8 +82,13 @@ def job_finished_hook_remove(hook: JobFinishedHook) -> None:
 def job_finish(*, job: Job, status: str, error_code: str = "", error_message: str = "",
                error_traceback: str = "", cost: Decimal | None = None,
                output: dict[str, Any] | None = None,
-               images: list[StoredImage] | None = None) -> dict[str, Any]:
+               images: list[StoredImage] | None = None,
+               publish_on_commit: bool = True) -> dict[str, Any]:
     """Move ``job`` to the terminal ``status``; returns the event (published on commit).
+
+    An async caller outside any transaction (the runner) passes
+    ``publish_on_commit=False`` and awaits ``apublish(event)`` itself once this
+    returns (committed): the same order, without a hop back from the database thread.
 
     Raises ``IllegalTransition`` if the job had already left the states it may end
     from: then nothing was written and no hook ran.
@@ -121,6 +126,7 @@ def job_finish(*, job: Job, status: str, error_code: str = "", error_message: st
         finished = JobFinished(job=job, status=status, event_type=event_type, images=rows)
         for hook in list(_hooks):
             hook(finished)
-        transaction.on_commit(lambda: publish(event))
+        if publish_on_commit:
+            transaction.on_commit(lambda: publish(event))
     logger.info("job %s %s", job.pk, status)
     return event

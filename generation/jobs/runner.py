@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from brenia.logs import request_id_var
 from brenia.retries import Backoff
-from generation.jobs.events import anotify_job_event
+from generation.jobs.events import anotify_job_event, apublish
 from generation.jobs.lifecycle import StoredImage, job_finish
 from generation.jobs.results import check_image, fetch_image_bytes, store_image
 from generation.models import (
@@ -351,11 +351,13 @@ class JobRun:
         produced = {"text": result.text, "usage": result.usage} if result.text or result.usage \
             else {}
         try:
-            await database_sync_to_async(job_finish)(
-                job=job, status=JobStatus.COMPLETED, cost=cost, output=produced, images=stored)
+            event = await database_sync_to_async(job_finish)(
+                job=job, status=JobStatus.COMPLETED, cost=cost, output=produced, images=stored,
+                publish_on_commit=False)
         except IllegalTransition:
             await sync_to_async(_discard_unreferenced)([image.name for image in stored])
             raise
+        await apublish(event)
 
     def _settle_cost(self, result: ProviderResult, images: list[StoredImage]) -> Any:
         model = self.job.model
@@ -367,10 +369,13 @@ class JobRun:
         return model.price_per_image * len(images)
 
     async def _finish(self, status: str, code: str, message: str, trace: str = "") -> None:
-        with contextlib.suppress(IllegalTransition):  # someone else ended it first
-            await database_sync_to_async(job_finish)(
+        try:
+            event = await database_sync_to_async(job_finish)(
                 job=self.job, status=status, error_code=code, error_message=message,
-                error_traceback=trace)
+                error_traceback=trace, publish_on_commit=False)
+        except IllegalTransition:  # someone else ended it first
+            return
+        await apublish(event)
 
     async def _on_cancelled(self) -> None:
         """The task was cancelled: by a user's cancel or by shutdown.
