@@ -8,6 +8,7 @@ never leaves a client on a stale state.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -23,9 +24,12 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 
 
-def _job_id_for_user(user: Any, job_id: Any) -> str:
-    """The job's canonical id if it is the user's; NotFound otherwise."""
-    return str(job_get_for_user(user=user, job_id=job_id).pk)
+def _canonical_id(job_id: Any) -> str:
+    """The job id in canonical UUID form, or "" if it cannot be one."""
+    try:
+        return str(uuid.UUID(str(job_id)))
+    except (ValueError, TypeError, AttributeError):
+        return ""
 
 
 def _snapshot(user: Any, job_id: Any, after: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -47,6 +51,7 @@ class JobEventsConsumer(AsyncJsonWebsocketConsumer):
         self.user = self.scope.get("user")
         self.seen: dict[str, int] = {}
         self.groups_joined: set[str] = set()
+        self.unconfirmed: set[str] = set()
         await self.accept()
         if self.user is None or not self.user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
@@ -64,22 +69,37 @@ class JobEventsConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "snapshot", "jobs": jobs})
 
     async def follow_job(self, job_id: str, after: int, *, close_on_missing: bool) -> None:
-        try:
-            canonical = await database_sync_to_async(_job_id_for_user)(self.user, job_id)
-        except NotFound:
+        canonical = _canonical_id(job_id)
+        group = job_group(canonical) if canonical else ""
+        joined_now = bool(group) and group not in self.groups_joined
+        state: dict[str, Any] | None = None
+        if canonical:
+            # Join first, then read: an event committed in between is in the snapshot (or
+            # in ``missed``), and its live copy is dropped by the seq filter. Read first
+            # and such an event would be lost. Until the read has authorized the job,
+            # its live events are held back (``unconfirmed``), so nobody sees another
+            # user's events; one database call does both.
+            self.unconfirmed.add(canonical)
+            await self._join(group)
+            try:
+                state, missed = await database_sync_to_async(_snapshot)(
+                    self.user, canonical, after)
+            except NotFound:
+                state = None
+            finally:
+                self.unconfirmed.discard(canonical)
+        if state is None:
+            if joined_now:
+                await self.channel_layer.group_discard(group, self.channel_name)
+                self.groups_joined.discard(group)
             await self.send_json({"type": "error", "code": "job_not_found",
                                   "message": "There is no such job."})
             if close_on_missing:
                 await self.close(code=CLOSE_NOT_FOUND)
             return
-        # Join first, then read: an event committed in between is in the snapshot (or
-        # in ``missed``), and its live copy is dropped by the seq filter. Read first and
-        # such an event would be lost.
-        await self._join(job_group(canonical))
-        state, missed = await database_sync_to_async(_snapshot)(self.user, canonical, after)
+        self.seen[state["id"]] = max(self.seen.get(state["id"], 0), state["last_event_seq"])
         for event in missed:
             await self.send_json(event)
-        self.seen[state["id"]] = state["last_event_seq"]
         await self.send_json({"type": "snapshot", "job_id": state["id"],
                               "seq": state["last_event_seq"], "job": state})
 
@@ -101,6 +121,8 @@ class JobEventsConsumer(AsyncJsonWebsocketConsumer):
     async def job_event(self, message: dict[str, Any]) -> None:
         event = message["event"]
         job_id = event.get("job_id", "")
+        if job_id in self.unconfirmed:
+            return  # not authorized yet; the snapshot being read covers it
         if event.get("seq", 0) <= self.seen.get(job_id, 0):
             return  # already covered by a snapshot or sent before
         self.seen[job_id] = event["seq"]
