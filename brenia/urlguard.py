@@ -12,6 +12,8 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
+from django.conf import settings
+
 from brenia.errors import FieldProblem, InvalidInput
 
 
@@ -72,7 +74,5 @@ def check_webhook_url(url: str) -> str:
     Raises ``BlockedURL`` naming the field ``webhook_url``. Resolves the host, so
     async callers run it in a thread.
     """
-    from django.conf import settings
-
     return check_public_url(url, field="webhook_url",
                             allowed_hosts=frozenset(settings.BRENIA_WEBHOOK_ALLOWED_HOSTS))

@@ -141,6 +141,28 @@ def gemini_emulator() -> Iterator[EmulatorThread]:
     server.stop()
 
 
+# --- S3 -------------------------------------------------------------------------------------
+
+# What boto3 needs to talk to moto; moto accepts any credentials.
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                  "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """moto's server mode: a real S3 HTTP API on a loopback port."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/moto-api/", proc)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 # --- live processes -------------------------------------------------------------------------
 
 def free_port() -> int:

@@ -178,11 +178,16 @@ def _job_state_sync(user: Any, job_id: Any) -> dict[str, Any]:
     return job_state(selectors.job_get_for_user(user=user, job_id=job_id))
 
 
+# What both generate endpoints answer: the finished job (?wait=) or a quote (?dry_run=),
+# the accepted job, or the one error shape.
+GENERATE_RESPONSES: dict[int, Any] = {
+    200: JobOut | QuoteOut, 202: AcceptedOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut,
+    404: ErrorOut, 409: ErrorOut, 413: ErrorOut, 422: ErrorOut, 500: ErrorOut}
+
+
 @router.post(
     "/images/generate",
-    response={200: JobOut | QuoteOut, 202: AcceptedOut, 400: ErrorOut, 401: ErrorOut,
-              403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 413: ErrorOut, 422: ErrorOut,
-              500: ErrorOut},
+    response=GENERATE_RESPONSES,
     summary="Generate images with a registry model",
 )
 async def generate_images(
@@ -212,9 +217,7 @@ class TextGenerateIn(Schema):
 
 @router.post(
     "/text/generate",
-    response={200: JobOut | QuoteOut, 202: AcceptedOut, 400: ErrorOut, 401: ErrorOut,
-              403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 413: ErrorOut, 422: ErrorOut,
-              500: ErrorOut},
+    response=GENERATE_RESPONSES,
     summary="Write copy with a registry text model",
 )
 async def generate_text(

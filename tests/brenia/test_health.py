@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +11,10 @@ import pytest
 from django.test import Client
 
 from brenia import health
-from tests.conftest import free_port, wait_http
+from tests.conftest import S3_CREDENTIALS
 
 pytestmark = pytest.mark.django_db
 
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-               "AWS_DEFAULT_REGION": "us-east-1"}
 FILESYSTEM = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
 
 
@@ -59,24 +54,9 @@ def test_readyz_is_ready_before_the_first_image_makes_the_media_root(
 
 # --- S3 -------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[str]:
-    """moto's server mode: a real S3 HTTP API on a loopback port."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/moto-api/", proc)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 @pytest.fixture
 def s3(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    for name, value in CREDENTIALS.items():
+    for name, value in S3_CREDENTIALS.items():
         monkeypatch.setenv(name, value)
     return boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
 

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -18,33 +15,16 @@ from django.core.files.storage import default_storage
 from generation.emulators.server import EmulatorThread
 from generation.jobs.runner import run_job
 from generation.models import Image, Job, JobStatus
-from tests.conftest import ApiClient, Persona, free_port, wait_http
+from tests.conftest import S3_CREDENTIALS, ApiClient, Persona
 from tests.generation.factories import make_prepared_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-               "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[str]:
-    """moto's server mode: a real S3 HTTP API on a loopback port."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/moto-api/", proc)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture
 def s3_storage(s3_server: str, settings: Any, monkeypatch: pytest.MonkeyPatch) -> str:
-    for name, value in CREDENTIALS.items():
+    for name, value in S3_CREDENTIALS.items():
         monkeypatch.setenv(name, value)
     bucket = f"brenia-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1").create_bucket(
