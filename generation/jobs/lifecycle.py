@@ -24,10 +24,11 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from generation.jobs.events import publish, record_event
 from generation.jobs.presenters import image_state
-from generation.models import TERMINAL_STATUSES, Image, Job, JobStatus
+from generation.models import TERMINAL_STATUSES, IllegalTransition, Image, Job, JobStatus
 
 logger = logging.getLogger(__name__)
 
@@ -129,4 +130,27 @@ def job_finish(*, job: Job, status: str, error_code: str = "", error_message: st
         if publish_on_commit:
             transaction.on_commit(lambda: publish(event))
     logger.info("job %s %s", job.pk, status)
+    return event
+
+
+def job_reopen(*, job: Job, reason: str) -> dict[str, Any]:
+    """Bring a failed local parent job (a template run's stream) back to in progress.
+
+    The one move backwards the engine allows, and only for a job without a model:
+    such a job never called a provider and is charged nothing itself. Its steps are
+    jobs of their own that never move backwards; a retry makes new ones. Raises
+    ``IllegalTransition`` unless the job is a failed local job.
+    """
+    with transaction.atomic():
+        updated = Job.objects.filter(
+            pk=job.pk, model__isnull=True,
+            status__in=(JobStatus.FAILED, JobStatus.ERRORED),
+        ).update(status=JobStatus.IN_PROGRESS, error_code="", error_message="",
+                 error_traceback="", finished_at=None, updated_at=timezone.now())
+        if updated != 1:
+            raise IllegalTransition(f"job {job.pk}: only a failed local job can be reopened")
+        job.refresh_from_db()
+        event = record_event(job=job, type="in_progress", payload={
+            "status": job.status, "progress": job.progress, "logs": [reason]})
+        transaction.on_commit(lambda: publish(event))
     return event

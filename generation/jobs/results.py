@@ -146,7 +146,7 @@ def check_image(data: bytes) -> CheckedImage:
                         height=height, format=fmt)
 
 
-def _save(image: CheckedImage) -> str:
+def store_image_sync(image: CheckedImage) -> str:
     name = image.storage_name
     if default_storage.exists(name):
         return name
@@ -155,4 +155,4 @@ def _save(image: CheckedImage) -> str:
 
 async def store_image(image: CheckedImage) -> str:
     """Save through Django storage; returns the storage name (idempotent)."""
-    return await sync_to_async(_save, thread_sensitive=False)(image)
+    return await sync_to_async(store_image_sync, thread_sensitive=False)(image)

@@ -128,7 +128,7 @@ async def run_job(job_id: Any) -> None:
 class JobRun:
     def __init__(self, job: Job) -> None:
         self.job = job
-        self.provider: Provider = get_provider(job.model)
+        self.provider: Provider = get_provider(job.called_model)
         self.attempt: JobAttempt | None = None
         self.last_position: int | None = None
         # Status updates wait here for ``_apply_updates``, so that writing and sending
@@ -216,7 +216,7 @@ class JobRun:
         job = self.job
         self.attempt = await JobAttempt.objects.acreate(
             job=job, number=await self._next_attempt_number(), provider=self.provider.name,
-            endpoint_id=job.model.endpoint_id, provider_request_id=job.provider_request_id)
+            endpoint_id=job.called_model.endpoint_id, provider_request_id=job.provider_request_id)
         async with asyncio.timeout(settings.BRENIA_JOB_TIMEOUT):
             try:
                 result = await self.provider.execute(job=job, on_submitted=self._on_submitted,
@@ -320,7 +320,7 @@ class JobRun:
             job.queue_position = update.position
             await anotify_job_event(job=job, type="queued", payload={
                 "status": job.status, "position": update.position,
-                "eta_seconds": await eta_seconds(job.model_id, update.position)})
+                "eta_seconds": await eta_seconds(job.called_model.pk, update.position)})
         elif isinstance(update, Running):
             first = job.status != JobStatus.IN_PROGRESS
             if not first and not update.new_logs and update.progress is None:
@@ -360,7 +360,7 @@ class JobRun:
         await apublish(event)
 
     def _settle_cost(self, result: ProviderResult, images: list[StoredImage]) -> Any:
-        model = self.job.model
+        model = self.job.called_model
         if result.billed_tokens is not None:
             return self.provider.price_tokens(model, result.billed_tokens)
         price = getattr(self.provider, "price", None)

@@ -9,17 +9,18 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from brenia import background
 from brenia.errors import Conflict, FieldProblem, InvalidInput
 from brenia.logs import request_id_var
 from brenia.urlguard import check_public_url, check_webhook_url
 from generation.jobs.events import notify_job_event
-from generation.jobs.lifecycle import job_finish
+from generation.jobs.lifecycle import StoredImage, job_finish
+from generation.jobs.results import CheckedImage, store_image_sync
 from generation.jobs.selectors import job_get_for_user
 from generation.jobs.tasks import apply_fal_webhook_task, job_cancel_dispatch, job_run_submit
 from generation.models import (
-    ACTIVE_STATUSES,
     TERMINAL_STATUSES,
     AIModel,
     IllegalTransition,
@@ -114,7 +115,7 @@ def request_fingerprint(*, model_slug: str, inputs: Any, options: Any, metadata:
 
 def job_create(*, user: Any, model_slug: str, inputs: Any, options: Any = None,
                metadata: Any = None, idempotency_key: str = "", webhook_url: str = "",
-               output: str = "image") -> tuple[Job, bool]:
+               output: str = "image", parent: Job | None = None) -> tuple[Job, bool]:
     """Validate, create a queued job and dispatch it after commit.
 
     Returns ``(job, created)``. With an idempotency key, the same key and body
@@ -146,6 +147,7 @@ def job_create(*, user: Any, model_slug: str, inputs: Any, options: Any = None,
                 idempotency_key=idempotency_key,
                 request_fingerprint=fingerprint,
                 request_id=request_id_var.get(),
+                parent=parent,
             )
             notify_job_event(job=job, type="queued", payload={"status": job.status,
                                                               "position": None})
@@ -203,6 +205,60 @@ async def fal_webhook_receive(*, headers: dict[str, str], body: bytes) -> str:
     return "accepted"
 
 
-def jobs_active_ids() -> list[Any]:
-    return list(Job.objects.filter(status__in=ACTIVE_STATUSES, parent__isnull=True)
-                .values_list("pk", flat=True))
+# Local jobs: work Brenia does itself (a template run's parent stream, a composition
+# step). They have no model and never reach the runner; their owner (templates_app)
+# starts and finishes them through these services and ``job_finish``.
+
+def job_local_create(*, user: Any, label: str, version: str = "", parent: Job | None = None,
+                     inputs: dict[str, Any] | None = None,
+                     metadata: dict[str, Any] | None = None,
+                     estimated_cost: Decimal = Decimal(0)) -> Job:
+    """A queued job without a model, its ``queued`` event sent on commit."""
+    with transaction.atomic():
+        job = Job.objects.create(
+            user=user, model=None, model_slug=label, model_version=version, parent=parent,
+            inputs=inputs or {}, metadata=metadata or {}, estimated_cost=estimated_cost,
+            request_id=request_id_var.get())
+        notify_job_event(job=job, type="queued", payload={"status": job.status,
+                                                          "position": None})
+    return job
+
+
+def job_local_start(*, job: Job) -> bool:
+    """Move a local job to in progress; False if it had already started or ended."""
+    with transaction.atomic():
+        try:
+            if job.status == JobStatus.QUEUED:
+                job.transition(JobStatus.SUBMITTED, submitted_at=timezone.now())
+            job.transition(JobStatus.IN_PROGRESS, started_at=job.started_at or timezone.now())
+        except IllegalTransition:
+            return False
+        notify_job_event(job=job, type="in_progress", payload={
+            "status": job.status, "progress": job.progress, "logs": []})
+    return True
+
+
+def job_local_progress(*, job: Job, progress: float, logs: list[str] | None = None) -> None:
+    """Report progress (0-1) of a running local job; nothing if it has ended."""
+    with transaction.atomic():
+        try:
+            job.transition(JobStatus.IN_PROGRESS, progress=progress)
+        except IllegalTransition:
+            return
+        notify_job_event(job=job, type="in_progress", payload={
+            "status": job.status, "progress": progress, "logs": logs or []})
+
+
+def job_notify(*, job: Job, type: str, payload: dict[str, Any]) -> None:
+    """Record an event on ``job``'s stream (e.g. a template run's ``step``), sent on commit."""
+    notify_job_event(job=job, type=type, payload=payload)
+
+
+def image_store(*, data: bytes, width: int, height: int, format: str,
+                seed: int | None = None) -> StoredImage:
+    """Save an image Brenia made itself, content-addressed; ready for ``job_finish``."""
+    checked = CheckedImage(data=data, sha256=hashlib.sha256(data).hexdigest(), width=width,
+                           height=height, format=format.upper())
+    name = store_image_sync(checked)
+    return StoredImage(name=name, sha256=checked.sha256, width=width, height=height,
+                       format=checked.format, bytes=len(data), seed=seed)

@@ -32,7 +32,7 @@ async def run_job_task(*, job_id: str) -> None:
 async def cancel_remote_task(*, job_id: str) -> None:
     """Tell the provider a cancelled job's request is no longer wanted."""
     job = await Job.objects.select_related("model").filter(pk=job_id).afirst()
-    if job is not None and job.provider_request_id:
+    if job is not None and job.model is not None and job.provider_request_id:
         await get_provider(job.model).cancel(job=job)
 
 
@@ -58,7 +58,7 @@ async def resume_jobs() -> None:
     """Put back every unfinished job that no queued or running task carries."""
     carried = await background.carried(run_job_task, arg="job_id")
     resumed = 0
-    async for job_id in Job.objects.filter(status__in=ACTIVE_STATUSES, parent__isnull=True)\
+    async for job_id in Job.objects.filter(status__in=ACTIVE_STATUSES, model__isnull=False)\
             .values_list("pk", flat=True):
         if str(job_id) not in carried and await background.asubmit(
                 run_job_task, key=job_key(job_id), job_id=str(job_id)):

@@ -56,7 +56,10 @@ class Job(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
                              related_name="jobs")
-    model = models.ForeignKey(AIModel, on_delete=models.PROTECT, related_name="jobs")
+    # None for a local job: a template run's parent (its event stream) or a step that
+    # Brenia does itself (composition). Only jobs with a model ever reach the runner.
+    model = models.ForeignKey(AIModel, on_delete=models.PROTECT, related_name="jobs",
+                              null=True, blank=True)
     # Snapshot of what was called, so history survives registry edits.
     model_slug = models.CharField(max_length=80)
     model_version = models.CharField(max_length=40)
@@ -108,6 +111,14 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_slug} {self.id} ({self.status})"
+
+    @property
+    def called_model(self) -> AIModel:
+        """The registry model a provider job calls. Local jobs have none and never
+        reach the runner or a provider, so asking one for it is a bug."""
+        if self.model is None:
+            raise ValueError(f"job {self.pk} is a local job: it calls no model")
+        return self.model
 
     @property
     def is_terminal(self) -> bool:

@@ -187,7 +187,7 @@ class FalProvider(Provider):
         return self.price(model, self.estimate_images(arguments))
 
     def _hint(self, job: Job) -> str | None:
-        field = job.model.runner_hint_field
+        field = job.called_model.runner_hint_field
         value = job.provider_arguments.get(field) if field else None
         if not value:
             return None
@@ -199,7 +199,7 @@ class FalProvider(Provider):
     async def execute(self, *, job: Job, on_submitted: OnSubmitted,
                       on_update: OnUpdate) -> ProviderResult:
         client = _client()
-        app = job.model.endpoint_id
+        app = job.called_model.endpoint_id
         try:
             if job.provider_request_id:
                 handle = await client.get_handle(app, job.provider_request_id)
@@ -273,7 +273,7 @@ class FalProvider(Provider):
             return
         # Already finished or gone: the job's own state decides, so errors are moot.
         with contextlib.suppress(fal_client.client.FalClientHTTPError, httpx.HTTPError):
-            await _client().cancel(job.model.endpoint_id, job.provider_request_id)
+            await _client().cancel(job.called_model.endpoint_id, job.provider_request_id)
 
     def price(self, model: AIModel, sizes: list[tuple[int, int]]) -> Decimal:
         """Per image, plus per output megapixel rounded up per image (fal's billing)."""

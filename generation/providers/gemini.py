@@ -100,7 +100,7 @@ class GeminiProvider(Provider):
 
     async def execute(self, *, job: Job, on_submitted: OnSubmitted,
                       on_update: OnUpdate) -> ProviderResult:
-        model = job.model
+        model = job.called_model
         arguments = job.provider_arguments
         # A Gemini call is one request with no remote queue: there is no request id to
         # re-attach to, so the job is marked submitted just before the call.
