@@ -214,16 +214,18 @@ def nul_problems(value: Any, prefix: str) -> list[FieldProblem]:
     return []
 
 
-def check_inputs(*, schema: dict[str, Any], inputs: Any, options: Any) -> dict[str, Any]:
+def check_inputs(*, schema: dict[str, Any], inputs: Any, options: Any,
+                 prefix: str = "inputs") -> dict[str, Any]:
     """Validate ``inputs`` and ``options``; return inputs with schema defaults applied.
 
-    Raises InvalidInput listing every problem found in both.
+    Raises InvalidInput listing every problem found in both, ``inputs`` named by
+    ``prefix`` (a template run's form calls them ``variables``).
     """
-    problems: list[FieldProblem] = nul_problems(inputs, "inputs") + nul_problems(options, "options")
+    problems: list[FieldProblem] = nul_problems(inputs, prefix) + nul_problems(options, "options")
     if not isinstance(inputs, dict):
-        problems.append(FieldProblem("inputs", "must be an object"))
+        problems.append(FieldProblem(prefix, "must be an object"))
     else:
-        problems += _check(closed_schema(schema), inputs, "inputs")
+        problems += _check(closed_schema(schema), inputs, prefix)
     if options is not None:
         problems += _check(OPTIONS_SCHEMA, options, "options")
     if problems:
