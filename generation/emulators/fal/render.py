@@ -35,23 +35,22 @@ def _palette(prompt: str, seed: int) -> bytes:
 
 
 def _annotate(image: Image.Image, prompt: str | None) -> None:
-    """Draw the offline-preview mark (top) and the prompt (bottom) onto ``image``."""
-    width, height = image.size
-    size = max(9, min(width, height) // 26)
+    """Draw the offline-preview mark and the start of the prompt in one band at the top.
+
+    One thin band, so a picture composed over (a template's background) keeps most of
+    its area clean while still saying plainly what it is.
+    """
+    width, _height = image.size
+    size = max(9, min(width, image.size[1]) // 40)
     font = _font(size)
     draw = ImageDraw.Draw(image)
     pad = max(2, size // 3)
     draw.rectangle((0, 0, width, size + 2 * pad), fill=(0, 0, 0))
-    draw.text((pad, pad), MARK, font=font, fill=(255, 255, 255))
-    if not prompt:
-        return
-    chars = max(8, int(width / (size * 0.55)))
-    lines = textwrap.wrap(prompt, width=chars, max_lines=4, placeholder=" …")
-    block = len(lines) * (size + pad) + pad
-    draw.rectangle((0, height - block, width, height), fill=(0, 0, 0))
-    for index, line in enumerate(lines):
-        draw.text((pad, height - block + pad + index * (size + pad)), line, font=font,
-                  fill=(255, 255, 210))
+    text = MARK
+    if prompt:
+        chars = max(8, int(width / (size * 0.55)))
+        text = textwrap.shorten(f"{MARK} · {prompt}", width=chars, placeholder=" …")
+    draw.text((pad, pad), text, font=font, fill=(255, 255, 255))
 
 
 def generate(prompt: str, seed: int, width: int, height: int) -> Image.Image:

@@ -14,6 +14,8 @@ One vocabulary serves all three (case-insensitive):
 - ``stream_error`` (500) or ``stream_error=503``: streams send this as a ``data:`` error
   event after the first chunk; generateContent ignores it.
 - ``slow=2.5``: wait 2.5 s before answering (adds to any other fault).
+- ``verbose``: JSON answers ignore the schema's ``maxLength`` and run long (every
+  string several sentences), as a real model sometimes overwrites its brief.
 
 In a prompt: ``[[gemini:429]]`` (``[[emulate:429]]`` works too); the token is removed
 from the prompt before it is answered. In a header: ``X-Emulator-Fault: 429``.
@@ -53,7 +55,8 @@ FINISH_REASONS = frozenset({
     "MALFORMED_RESPONSE",
 })
 
-FaultKind = Literal["ok", "error", "block", "finish", "text_only", "stream_error", "slow"]
+FaultKind = Literal["ok", "error", "block", "finish", "text_only", "stream_error", "slow",
+                    "verbose"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,8 @@ def parse_fault(text: str) -> Fault:
         if reason not in FINISH_REASONS:
             raise ValueError(f"unknown finish reason {arg!r}")
         return Fault("text_only" if reason == "STOP" else "finish", reason=reason)
+    if word == "verbose":
+        return Fault("verbose")
     if word in ("no_image", "text_only"):
         return Fault("text_only", reason="STOP")
     if word == "stream_error":

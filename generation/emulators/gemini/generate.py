@@ -200,7 +200,9 @@ async def build_outcome(req: GenerateRequest, plan: FaultPlan) -> Outcome:
         else:
             cand, n_text, n_image = await _answer(req, cand_copy, index,
                                                   text_only=fault is not None
-                                                  and fault.kind == "text_only")
+                                                  and fault.kind == "text_only",
+                                                  verbose=fault is not None
+                                                  and fault.kind == "verbose")
             text_out += n_text
             image_out += n_image
         cand.index = index
@@ -228,7 +230,7 @@ async def build_outcome(req: GenerateRequest, plan: FaultPlan) -> Outcome:
 
 
 async def _answer(req: GenerateRequest, copy: Copywriter, index: int, *,
-                  text_only: bool) -> tuple[Candidate, int, int]:
+                  text_only: bool, verbose: bool = False) -> tuple[Candidate, int, int]:
     """One successful candidate: thought parts, text, image. Returns token counts too."""
     model = req.model
     cand = Candidate(index=index)
@@ -255,7 +257,8 @@ async def _answer(req: GenerateRequest, copy: Copywriter, index: int, *,
     if text_only:
         text = copy.refusal() if model.kind == "image" else copy.answer(index)
     elif "TEXT" in req.modalities:
-        text, finish = _text_answer(req, copy, index, ratio, size, with_image=make_image)
+        text, finish = _text_answer(req, copy, index, ratio, size, with_image=make_image,
+                                    verbose=verbose)
     if text:
         parts.append({"text": text})
         text_tokens_out = text_tokens(text)
@@ -273,7 +276,7 @@ async def _answer(req: GenerateRequest, copy: Copywriter, index: int, *,
 
 
 def _text_answer(req: GenerateRequest, copy: Copywriter, index: int, ratio: str, size: str,
-                 *, with_image: bool) -> tuple[str, str]:
+                 *, with_image: bool, verbose: bool = False) -> tuple[str, str]:
     if req.response_mime_type == "text/x.enum" and req.schema is not None:
         values = req.schema.get("enum")
         if not isinstance(values, list) or not values:
@@ -282,6 +285,8 @@ def _text_answer(req: GenerateRequest, copy: Copywriter, index: int, ratio: str,
     if req.response_mime_type == "application/json":
         try:
             value = fake_json(req.schema, copy) if req.schema is not None else default_json(copy)
+            if verbose:
+                value = _overwritten(value, copy)
         except (TypeError, ValueError, KeyError, AttributeError, RecursionError):
             raise bad_request("* GenerateContentRequest.generation_config.response_schema: "
                               "the schema is malformed.\n") from None
@@ -292,6 +297,17 @@ def _text_answer(req: GenerateRequest, copy: Copywriter, index: int, ratio: str,
         text = copy.answer(index)
     return apply_limits(text, max_tokens=req.max_output_tokens,
                         stop_sequences=req.stop_sequences)
+
+
+def _overwritten(value: Any, copy: Copywriter) -> Any:
+    """The ``verbose`` fault: every string grown to several sentences, limits ignored."""
+    if isinstance(value, str):
+        return " ".join([value] + [copy.sentence("verbose", value, n) for n in range(3)])
+    if isinstance(value, dict):
+        return {key: _overwritten(item, copy) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_overwritten(item, copy) for item in value]
+    return value
 
 
 async def _render(req: GenerateRequest, ratio: str, size: str, refs: list[InputImage], *,
