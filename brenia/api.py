@@ -20,6 +20,8 @@ from brenia.errors import DomainError
 from generation.api.openapi import extend_openapi
 from generation.api.routes import router as generation_router
 from generation.outbound.api import router as webhooks_router
+from templates_app.api import router as templates_router
+from templates_app.openapi import extend_openapi as extend_templates_openapi
 
 logger = logging.getLogger(__name__)
 
@@ -166,4 +168,6 @@ def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
 
 api.add_router("/", generation_router)
 api.add_router("/", webhooks_router)
+api.add_router("/", templates_router)
 api.openapi_extensions.append(extend_openapi)
+api.openapi_extensions.append(extend_templates_openapi)

@@ -20,7 +20,9 @@ By hand, against ``make run``::
 
 (with BRENIA_WEBHOOK_ALLOWED_HOSTS=hooks.brenia-fuzz.example in the server's environment).
 
-Exclusions: none among the documented operations. ``POST /api/webhooks/fal`` is not
+Settings per operation are in ``tests/fuzz/schemathesis.toml`` (why, beside each): a
+template run is quoted (``dry_run``) rather than started, and the run operations get a
+real run's id. Exclusions: none among the documented operations. ``POST /api/webhooks/fal`` is not
 in the document (``include_in_schema=False``): fal signs each call with its own
 Ed25519 key, so a generated request can only ever be refused with 401, which
 tests/generation/test_fal_webhooks.py already covers with real signatures.
@@ -93,10 +95,20 @@ def _with_public_urls(value: Any, key: str = "") -> Any:
     return value
 
 
+# Likewise, whether base64 bytes decode as a picture is for the decoder to say: a logo
+# the document calls valid (a data URI of an image type) carries a real picture.
+LOGO = re.compile(r"data:image/(png|jpeg|webp|gif);base64,[A-Za-z0-9+/]+={0,2}")
+TINY_PNG = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAYAAABytg0kAAAAFElEQVR4"
+            "nGM8Iafxn4GBgYGJAQoAH6gCEePspQYAAAAASUVORK5CYII=")
+
+
 def map_case(context: Any, case: Any) -> Any:
     # Invalid cases too: a valid URL in one stays valid (and as long), whatever else
     # in the case is wrong, and no case then waits on DNS.
     case.body = _with_public_urls(case.body)
+    if isinstance(case.body, dict) and isinstance(case.body.get("logo"), str) \
+            and LOGO.fullmatch(case.body["logo"]):
+        case.body["logo"] = TINY_PNG
     return case
 
 
@@ -104,9 +116,13 @@ if os.environ.get("SCHEMATHESIS_HOOKS") == __file__:  # loaded by the run, not b
     schemathesis.hook(map_case)
 
 
+CONFIG = ROOT / "tests" / "fuzz" / "schemathesis.toml"
+
+
 def schemathesis_command(url: str, key: str) -> list[str]:
     return [
-        str(Path(sys.executable).parent / "schemathesis"), "run", f"{url}/api/openapi.json",
+        str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(CONFIG),
+        "run", f"{url}/api/openapi.json",
         "--checks", "all",
         "--max-examples", str(MAX_EXAMPLES),
         "--seed", str(SEED),
@@ -133,7 +149,24 @@ def fuzz_env(monkeypatch: pytest.MonkeyPatch, gemini_emulator: EmulatorThread) -
 
 
 @pytest.fixture
-def fuzzed_brenia(fuzz_env: None, live_brenia: LiveBrenia) -> LiveBrenia:
+def fuzz_run(fuzz_env: None, owner: Persona, live_fal: EmulatorThread,
+             monkeypatch: pytest.MonkeyPatch) -> str:
+    """The seed templates, and one finished run of the owner's for the run operations."""
+    from asgiref.sync import async_to_sync
+
+    from templates_app.services import ad_template_seed, template_run_start
+    from tests.conftest import run_background_work
+
+    ad_template_seed()
+    run, _ = template_run_start(user=owner.user, slug="discount-banner", formats=["leaderboard"],
+                                variables={"discount": "30% OFF", "product_name": "Lemonade"})
+    async_to_sync(run_background_work)()
+    monkeypatch.setenv("BRENIA_FUZZ_RUN_ID", str(run.pk))
+    return str(run.pk)
+
+
+@pytest.fixture
+def fuzzed_brenia(fuzz_run: str, live_brenia: LiveBrenia) -> LiveBrenia:
     return live_brenia
 
 

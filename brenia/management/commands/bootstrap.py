@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from generation.registry.services import registry_seed
+from templates_app.services import ad_template_seed
 
 DEMO_ACCOUNTS = (("marketer", False), ("admin", True))
 
@@ -21,6 +22,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         created, _ = registry_seed()
         self.stdout.write(f"registry: {created} new model(s)")
+        self.stdout.write(f"templates: {ad_template_seed()} new template(s)")
         if settings.PRODUCTION:
             return
         credentials_file = settings.DATA_DIR / "demo_credentials.json"

@@ -1,0 +1,533 @@
+"""Driving template runs: every step from start to finish, retries, and recovery.
+
+``template_run_advance`` looks at a run's steps and their jobs and does what is due:
+records finished steps, asks for copy again when it does not fit, starts the steps
+whose inputs are ready, ends the run. It is idempotent and safe to run concurrently
+(every step is claimed with a conditional UPDATE), so it is submitted without a key
+whenever anything may have changed: when a run starts, whenever one of its jobs ends
+(the job-finished hook), after a retry, and by recovery after a restart. A
+composition runs as a task of its own, keyed by its step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import io
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+from PIL import Image as PILImage
+
+from brenia import background
+from brenia.errors import Conflict, InvalidInput
+from generation.jobs.lifecycle import (
+    JobFinished,
+    StoredImage,
+    job_finish,
+    job_finished_hook,
+    job_reopen,
+)
+from generation.jobs.services import (
+    image_store,
+    job_cancel,
+    job_create,
+    job_local_create,
+    job_local_progress,
+    job_local_start,
+    job_notify,
+)
+from generation.models import TERMINAL_STATUSES, IllegalTransition, Job, JobStatus
+from templates_app import copywriting
+from templates_app.brands import brand_for_layout
+from templates_app.compose import FORMATS, Composition, CopyDoesNotFit, compose
+from templates_app.models import (
+    RunOutput,
+    RunStatus,
+    RunStep,
+    StepKind,
+    StepStatus,
+    TemplateRun,
+)
+from templates_app.selectors import run_get_for_user
+
+logger = logging.getLogger(__name__)
+
+
+# -- background tasks ----------------------------------------------------------------
+
+@background.task("templates.advance_run", queue=background.JOBS)
+async def template_run_advance_task(*, run_id: str) -> None:
+    await sync_to_async(template_run_advance)(run_id=run_id)
+
+
+@background.task("templates.compose_step", queue=background.JOBS)
+async def template_step_compose_task(*, step_id: int) -> None:
+    await template_step_compose(step_id=int(step_id))
+
+
+def template_run_advance_submit(run_id: Any) -> None:
+    """Advance the run in the background (call after the commit that changed it)."""
+    background.submit(template_run_advance_task, run_id=str(run_id))
+
+
+def _compose_key(step_id: Any) -> str:
+    return f"brenia-compose-{step_id}"
+
+
+def template_step_compose_submit(step_id: int) -> None:
+    background.submit(template_step_compose_task, key=_compose_key(step_id), step_id=step_id)
+
+
+@background.recovery("templates.resume_runs")
+async def resume_runs() -> None:
+    """Put back compositions a dead process left unfinished, and advance every open run."""
+    carried = await background.carried(template_step_compose_task, arg="step_id")
+    for step_id in await sync_to_async(template_steps_composing)():
+        if str(step_id) not in carried:
+            await background.asubmit(template_step_compose_task, key=_compose_key(step_id),
+                                     step_id=step_id)
+    runs = await sync_to_async(template_runs_unfinished)()
+    for run_id in runs:
+        await background.asubmit(template_run_advance_task, run_id=str(run_id))
+    if runs:
+        logger.info("advancing %d unfinished template run(s)", len(runs))
+
+
+# -- advancing -----------------------------------------------------------------------
+
+def _advance_later(run_id: Any) -> None:
+    template_run_advance_submit(run_id)
+
+
+def _compose_later(step_id: int) -> None:
+    template_step_compose_submit(step_id)
+
+
+def _step_event(run: TemplateRun, step: RunStep, **extra: Any) -> None:
+    job_notify(job=run.job, type="step", payload={
+        "step": step.key, "label": step.label, "status": step.status,
+        "job": str(step.job_id) if step.job_id else None, "attempt": step.attempts,
+        **({"code": step.error_code, "message": step.error_message}
+           if step.status == StepStatus.FAILED else {}),
+        **extra})
+
+
+def _claim(step: RunStep, *, frm: str, to: str, **fields: Any) -> bool:
+    """Move ``step`` with one conditional UPDATE; False if someone else moved it first."""
+    values = {"status": to, "updated_at": timezone.now(), **fields}
+    if RunStep.objects.filter(pk=step.pk, status=frm).update(**values) != 1:
+        return False
+    for key, value in values.items():
+        setattr(step, key, value)
+    return True
+
+
+def template_run_advance(*, run_id: Any) -> None:
+    """Do what is due for the run (see the module docstring); idempotent."""
+    run = TemplateRun.objects.select_related("job", "version").filter(pk=run_id).first()
+    if run is None or run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+        return
+    if run.job.status == JobStatus.CANCELLED:
+        _run_cancel_steps(run)
+        return
+    if run.status == RunStatus.QUEUED:
+        if TemplateRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
+                status=RunStatus.RUNNING) == 1:
+            job_local_start(job=run.job)
+        run.status = RunStatus.RUNNING
+    steps = list(run.steps.select_related("job").order_by("order"))
+    for step in steps:
+        if step.status == StepStatus.RUNNING and step.job is not None \
+                and step.job.status in TERMINAL_STATUSES:
+            with transaction.atomic():
+                _step_job_ended(run, step)
+    by_key = {step.key: step for step in steps}
+    for step in steps:
+        if step.status != StepStatus.PENDING:
+            continue
+        if all(by_key[dep].status == StepStatus.COMPLETED for dep in step.depends_on):
+            with transaction.atomic():
+                _step_start(run, step, by_key)
+    _run_progress(run, steps)
+    _run_end_if_done(run)
+
+
+def _step_job_ended(run: TemplateRun, step: RunStep) -> None:
+    job = step.job
+    assert job is not None
+    if job.status != JobStatus.COMPLETED:
+        if _claim(step, frm=StepStatus.RUNNING, to=StepStatus.FAILED,
+                  error_code=job.error_code or job.status,
+                  error_message=job.error_message or f"The {step.label} step was {job.status}."):
+            _step_event(run, step)
+        return
+    if step.role == "copy":
+        _copy_step_answered(run, step, job)
+        return
+    if step.kind == StepKind.COMPOSE:
+        image = job.images.order_by("index").first()
+        if image is None:
+            return
+        RunOutput.objects.get_or_create(run=run, format=step.key.split(":", 1)[1], defaults={
+            "image": image, "provenance": job.result.get("provenance", {})})
+        output: dict[str, Any] = {"image": str(image.pk)}
+    else:
+        image = job.images.order_by("index").first()
+        if image is None:
+            if _claim(step, frm=StepStatus.RUNNING, to=StepStatus.FAILED,
+                      error_code="no_image", error_message="The model returned no image."):
+                _step_event(run, step)
+            return
+        output = {"image": str(image.pk), "name": image.file.name, "width": image.width,
+                  "height": image.height}
+    if _claim(step, frm=StepStatus.RUNNING, to=StepStatus.COMPLETED, output=output):
+        _step_event(run, step)
+
+
+def _copy_step_answered(run: TemplateRun, step: RunStep, job: Job) -> None:
+    spec = run.version.spec
+    kind = spec["kind"]
+    fields = tuple(step.inputs["response_schema"]["required"])
+    copy = copywriting.parse_answer(job.result.get("text", ""), fields)
+    brand = brand_for_layout(run.brand, with_logo=False)
+    banned = run.brand.get("banned_words", [])
+    if copy is None:
+        found = [copywriting.Misfit("copy", "", 0, "The copy model did not answer with the "
+                                    "JSON asked for.")]
+        copy = {}
+    else:
+        found = copywriting.misfits(kind=kind, formats=run.formats, brand=brand,
+                                    copy={**copywriting.copy_fields(kind, run.variables),
+                                          **copy}, fields=fields, banned_words=banned)
+    if not found:
+        if _claim(step, frm=StepStatus.RUNNING, to=StepStatus.COMPLETED,
+                  output={"copy": copy}):
+            _step_event(run, step)
+        return
+    if step.reasks >= copywriting.MAX_REASKS:
+        if _claim(step, frm=StepStatus.RUNNING, to=StepStatus.FAILED,
+                  error_code="copy_does_not_fit", error_message=found[0].message,
+                  output={"copy": copy}):
+            _step_event(run, step)
+        return
+    limits = {name: prop["maxLength"]
+              for name, prop in step.inputs["response_schema"]["properties"].items()}
+    limits = copywriting.tighter_limits(limits, found, copy)
+    inputs = copywriting.copy_request(
+        kind=kind, variables=run.variables, brand_tone=run.brand.get("tone", ""),
+        banned_words=banned, fields=fields, limits=limits)
+    # Only the copy job that just answered may ask again (the claim is on it).
+    if RunStep.objects.filter(pk=step.pk, status=StepStatus.RUNNING, job=job).update(
+            reasks=step.reasks + 1, inputs=inputs, job=None) != 1:
+        return
+    step.reasks += 1
+    step.inputs = inputs
+    _step_model_job(run, step, reason=found[0].message)
+
+
+def _step_model_job(run: TemplateRun, step: RunStep, *, reason: str = "") -> None:
+    """Create the step's job (its current attempt) and record it on the step."""
+    try:
+        job, _ = job_create(
+            user=run.user, model_slug=step.model_slug, inputs=step.inputs, options=None,
+            metadata={"template_run": str(run.pk), "step": step.key},
+            idempotency_key=f"run:{run.pk}:{step.key}:{step.attempts}:{step.reasks}",
+            output="text" if step.role == "copy" else "image", parent=run.job)
+    except (InvalidInput, Conflict) as exc:
+        detail = "; ".join(f"{e.field} {e.problem}" for e in getattr(exc, "errors", []))
+        RunStep.objects.filter(pk=step.pk).update(
+            status=StepStatus.FAILED, error_code=exc.code,
+            error_message=f"{exc.message} {detail}".strip())
+        step.status, step.error_code = StepStatus.FAILED, exc.code
+        step.error_message = f"{exc.message} {detail}".strip()
+        _step_event(run, step)
+        return
+    RunStep.objects.filter(pk=step.pk).update(job=job)
+    step.job = job
+    _step_event(run, step, **({"reason": reason} if reason else {}))
+
+
+def _step_start(run: TemplateRun, step: RunStep, by_key: dict[str, RunStep]) -> None:
+    if not _claim(step, frm=StepStatus.PENDING, to=StepStatus.RUNNING,
+                  attempts=step.attempts + 1, error_code="", error_message=""):
+        return
+    if step.kind == StepKind.COMPOSE:
+        job = job_local_create(user=run.user, label="brenia/compose", version="1",
+                               parent=run.job, inputs={"format": step.key.split(":", 1)[1]},
+                               metadata={"template_run": str(run.pk), "step": step.key})
+        RunStep.objects.filter(pk=step.pk).update(job=job)
+        step.job = job
+        _step_event(run, step)
+        step_id = step.pk
+        transaction.on_commit(lambda: _compose_later(step_id))
+        return
+    if step.role == "scene" and "cutout" in step.depends_on:
+        cutout = by_key["cutout"].output
+        with default_storage.open(cutout["name"]) as handle:
+            data = handle.read()
+        step.inputs = {**step.inputs, "reference_image_urls": [
+            "data:image/png;base64," + base64.b64encode(data).decode()]}
+    _step_model_job(run, step)
+
+
+def _run_progress(run: TemplateRun, steps: list[RunStep]) -> None:
+    done = sum(1 for step in steps if step.status == StepStatus.COMPLETED)
+    progress = round(done / len(steps), 3) if steps else 1.0
+    if run.job.progress != progress and run.job.status == JobStatus.IN_PROGRESS:
+        job_local_progress(job=run.job, progress=progress)
+
+
+def run_cost(run: TemplateRun) -> Decimal:
+    """What every job of the run has cost so far (failed attempts included)."""
+    total = Job.objects.filter(parent=run.job).aggregate(total=Sum("cost"))["total"]
+    return Decimal(total or 0)
+
+
+def _run_end_if_done(run: TemplateRun) -> None:
+    steps = list(run.steps.all())
+    if any(step.status == StepStatus.RUNNING for step in steps):
+        return
+    failed = [step for step in steps if step.status == StepStatus.FAILED]
+    ready = [step for step in steps if step.status == StepStatus.PENDING and all(
+        other.status == StepStatus.COMPLETED for other in steps if other.key in step.depends_on)]
+    if ready:
+        return  # another advance is about to start them
+    if not failed and any(step.status != StepStatus.COMPLETED for step in steps):
+        return
+    with transaction.atomic():
+        if failed:
+            first = failed[0]
+            message = f"The {first.label} step failed: {first.error_message}"
+            if TemplateRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+                    status=RunStatus.FAILED, error_code=first.error_code or "step_failed",
+                    error_message=message, finished_at=timezone.now()) != 1:
+                return
+            job_finish(job=run.job, status=JobStatus.FAILED,
+                       error_code=first.error_code or "step_failed", error_message=message)
+        else:
+            if TemplateRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+                    status=RunStatus.COMPLETED, finished_at=timezone.now()) != 1:
+                return
+            job_finish(job=run.job, status=JobStatus.COMPLETED, cost=run_cost(run),
+                       output={"run": str(run.pk)})
+
+
+def _run_cancel_steps(run: TemplateRun) -> None:
+    """The run's parent job was cancelled: stop what runs, drop what waits."""
+    with transaction.atomic():
+        if TemplateRun.objects.filter(pk=run.pk, status__in=(
+                RunStatus.QUEUED, RunStatus.RUNNING)).update(
+                status=RunStatus.CANCELLED, finished_at=timezone.now()) != 1:
+            return
+        for step in run.steps.select_related("job").exclude(
+                status__in=(StepStatus.COMPLETED, StepStatus.FAILED)):
+            RunStep.objects.filter(pk=step.pk).update(status=StepStatus.CANCELLED)
+            if step.job is not None and step.job.status not in TERMINAL_STATUSES:
+                with contextlib.suppress(Conflict):  # it ended meanwhile
+                    job_cancel(user=run.user, job_id=step.job.pk)
+
+
+# -- runs: composing -----------------------------------------------------------------
+
+def _open_image(name: str) -> PILImage.Image:
+    with default_storage.open(name) as handle:
+        image = PILImage.open(io.BytesIO(handle.read()))
+        image.load()
+    return image
+
+
+def run_copy(run: TemplateRun) -> dict[str, str]:
+    """The copy the layout sets: the form's, completed by the copy step's."""
+    kind = run.version.spec["kind"]
+    copy = copywriting.copy_fields(kind, run.variables)
+    step = run.steps.filter(role="copy", status=StepStatus.COMPLETED).first()
+    if step is not None:
+        copy.update(step.output.get("copy", {}))
+    return copy
+
+
+def _provenance(run: TemplateRun, step: RunStep, copy: dict[str, str]) -> dict[str, Any]:
+    models: dict[str, Any] = {}
+    for other in run.steps.select_related("job").filter(kind=StepKind.MODEL):
+        if other.key in step.depends_on or other.role == "copy":
+            job = other.job
+            models[other.key] = {
+                "model": job.model_slug if job else other.model_slug,
+                "version": job.model_version if job else "",
+                "job": str(job.pk) if job else None,
+                "seed": other.inputs.get("seed"), "prompt": other.inputs.get("prompt", ""),
+                "cost": str(job.cost) if job and job.cost is not None else None}
+    return {"run": str(run.pk), "template": run.template.slug,
+            "template_version": run.version.number, "format": step.key.split(":", 1)[1],
+            "seed": run.seed, "models": models, "copy": copy,
+            "brand_kit": run.brand.get("name", ""), "cost": str(run_cost(run)),
+            "currency": run.currency}
+
+
+@dataclass(frozen=True)
+class ComposeOrder:
+    """What one composition needs, read from the database as plain values, so that
+    rendering runs in a thread of its own that never touches the database."""
+
+    kind: str
+    format: str
+    brand: dict[str, Any]
+    copy: dict[str, str]
+    background: str  # storage names
+    cutout: str
+    output_format: str
+    provenance: dict[str, Any]
+
+
+def compose_order(run: TemplateRun, step: RunStep) -> ComposeOrder:
+    """Everything one format is composed from: the same for a re-render."""
+    by_key = {other.key: other for other in run.steps.all()}
+    image_key = next(dep for dep in step.depends_on
+                     if dep.startswith(("background:", "scene:")))
+    cutout = by_key.get("cutout")
+    copy = run_copy(run)
+    return ComposeOrder(
+        kind=run.version.spec["kind"], format=step.key.split(":", 1)[1], brand=run.brand,
+        copy=copy, background=by_key[image_key].output["name"],
+        cutout=cutout.output["name"] if cutout else "", output_format=run.output_format,
+        provenance=_provenance(run, step, copy))
+
+
+def compose_render(order: ComposeOrder, *,
+                   provenance: dict[str, Any] | None = None) -> Composition:
+    """Read the pictures from storage and compose (no database: any thread will do)."""
+    return compose(
+        kind=order.kind, fmt=FORMATS[order.format], brand=brand_for_layout(order.brand),
+        copy=order.copy, background=_open_image(order.background),
+        cutout=_open_image(order.cutout).convert("RGBA") if order.cutout else None,
+        output_format=order.output_format,
+        provenance=order.provenance if provenance is None else provenance)
+
+
+def template_step_compose_start(*, step_id: int) -> tuple[Job, ComposeOrder] | None:
+    """Start a composition step's job; None if there is nothing (left) to compose."""
+    step = RunStep.objects.select_related("run__version", "run__template", "job").filter(
+        pk=step_id).first()
+    if step is None or step.job is None or step.job.status in TERMINAL_STATUSES:
+        return None
+    order = compose_order(step.run, step)
+    job_local_start(job=step.job)
+    return step.job, order
+
+
+def template_step_compose_fail(*, job: Job, code: str, message: str,
+                               errored: bool = False) -> None:
+    with contextlib.suppress(IllegalTransition):  # cancelled meanwhile
+        job_finish(job=job, status=JobStatus.ERRORED if errored else JobStatus.FAILED,
+                   error_code=code, error_message=message)
+
+
+def template_step_compose_finish(*, job: Job, order: ComposeOrder, made: Composition,
+                                 stored: StoredImage) -> None:
+    """End the step's job with its image and layout report (the hook advances the run)."""
+    with contextlib.suppress(IllegalTransition):  # cancelled meanwhile
+        job_finish(job=job, status=JobStatus.COMPLETED, cost=Decimal(0), images=[stored],
+                   output={"provenance": order.provenance, "layout": {
+                       "safe_area": list(made.safe_area),
+                       "boxes": [{"name": box.name, "rect": list(box.rect),
+                                  "contrast": round(box.contrast, 2),
+                                  "threshold": box.threshold, "treatment": box.treatment}
+                                 for box in made.boxes],
+                       "logo": list(made.logo_rect) if made.logo_rect else None}})
+
+
+def _render_and_store(order: ComposeOrder) -> tuple[Composition, StoredImage]:
+    made = compose_render(order)
+    stored = image_store(data=made.data, width=made.width, height=made.height,
+                         format=made.format)
+    return made, stored
+
+
+async def template_step_compose(*, step_id: int) -> None:
+    """Compose one format: database work on the shared thread, Pillow on its own."""
+    started = await sync_to_async(template_step_compose_start)(step_id=step_id)
+    if started is None:
+        return
+    job, order = started
+    try:
+        made, stored = await asyncio.to_thread(_render_and_store, order)
+    except CopyDoesNotFit as exc:
+        await sync_to_async(template_step_compose_fail)(
+            job=job, code="copy_does_not_fit", message=str(exc))
+        return
+    except Exception as exc:  # we broke: logged with its traceback, the run says so
+        logger.exception("composition of %s for run job %s failed", order.format, job.pk)
+        await sync_to_async(template_step_compose_fail)(
+            job=job, code="composition_error", message=f"The composition failed: {exc}",
+            errored=True)
+        return
+    await sync_to_async(template_step_compose_finish)(job=job, order=order, made=made,
+                                                      stored=stored)
+
+
+def template_run_recompose(*, run: TemplateRun, format: str) -> bytes:
+    """Render one format of a finished run again from what it pinned: the same bytes."""
+    step = run.steps.get(key=f"compose:{format}")
+    output = run.outputs.get(format=format)
+    return compose_render(compose_order(run, step), provenance=output.provenance).data
+
+
+# -- runs: retrying ------------------------------------------------------------------
+
+def template_run_retry(*, user: Any, run_id: Any) -> TemplateRun:
+    """Run the failed steps again (new jobs); finished steps are kept and not re-billed."""
+    run = run_get_for_user(user=user, run_id=run_id)
+    with transaction.atomic():
+        if TemplateRun.objects.filter(pk=run.pk, status=RunStatus.FAILED).update(
+                status=RunStatus.RUNNING, error_code="", error_message="",
+                finished_at=None) != 1:
+            run.refresh_from_db()
+            raise Conflict(f"The run is {run.status}: only a failed run can be retried.",
+                           code="run_not_retryable")
+        failed = list(run.steps.filter(status=StepStatus.FAILED))
+        job_reopen(job=run.job, reason="Retrying: " + ", ".join(s.label for s in failed))
+        for step in failed:
+            RunStep.objects.filter(pk=step.pk, status=StepStatus.FAILED).update(
+                status=StepStatus.PENDING, job=None, reasks=0, error_code="",
+                error_message="")
+            step.status, step.job = StepStatus.PENDING, None
+            _step_event(run, step)
+        transaction.on_commit(lambda: _advance_later(run.pk))
+    run.refresh_from_db()
+    return run
+
+
+# -- the job-finished hook -----------------------------------------------------------
+
+@job_finished_hook
+def on_job_finished(finished: JobFinished) -> None:
+    """A step's job or a run's parent job ended: advance the run after commit."""
+    job = finished.job
+    run_id = None
+    if job.parent_id is not None and isinstance(job.metadata, dict):
+        run_id = job.metadata.get("template_run")
+    elif job.model_id is None and finished.status == JobStatus.CANCELLED:
+        run_id = TemplateRun.objects.filter(job=job).values_list("pk", flat=True).first()
+    if run_id:
+        transaction.on_commit(lambda: _advance_later(run_id))
+
+
+def template_runs_unfinished() -> list[Any]:
+    return list(TemplateRun.objects.filter(status__in=(RunStatus.QUEUED, RunStatus.RUNNING))
+                .values_list("pk", flat=True))
+
+
+def template_steps_composing() -> list[int]:
+    return list(RunStep.objects.filter(
+        kind=StepKind.COMPOSE, status=StepStatus.RUNNING,
+        job__status__in=(JobStatus.QUEUED, JobStatus.SUBMITTED, JobStatus.IN_PROGRESS))
+        .values_list("pk", flat=True))
