@@ -26,7 +26,8 @@ class AdTemplateForm(forms.ModelForm):
         model = AdTemplate
         fields = ("name", "slug", "kind", "description", "preview_image", "enabled",
                   "copy_model", "background_model", "person_model", "cutout_model",
-                  "scene_model", "variables", "formats", "style", "output_format")
+                  "scene_model", "face_swap_model", "variables", "formats", "style",
+                  "output_format")
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -70,7 +71,8 @@ class AdTemplateAdmin(admin.ModelAdmin):
         (None, {"fields": ("name", "slug", "kind", "description", "preview_image",
                            "enabled")}),
         ("Models of each step", {"fields": ("copy_model", "background_model",
-                                            "person_model", "cutout_model", "scene_model")}),
+                                            "person_model", "face_swap_model",
+                                            "cutout_model", "scene_model")}),
         ("Form and formats", {"fields": ("variables", "formats", "style", "output_format")}),
     )
 

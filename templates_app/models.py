@@ -52,6 +52,8 @@ class AdTemplate(models.Model):
     cutout_model = _model_field("Cuts the product out of its photo (background removal).")
     scene_model = _model_field("Paints the product's scene: a text-to-image model, or an "
                                "image model given the cut-out as a reference.")
+    face_swap_model = _model_field("Puts the marketer's face photo on the person in the "
+                                   "background (billboard), when one is given.")
     variables = models.JSONField(default=list, blank=True, help_text=(
         "The form: a list of {name, type (string|text|integer|image|url|choice), label, "
         "help, default, required, min, max, choices}."))

@@ -154,10 +154,22 @@ def plan_steps(*, spec: dict[str, Any], variables: dict[str, Any], formats: list
                 label=f"Background ({family})", model_slug=model.slug,
                 inputs=image_model_inputs(model, prompt=prompt, family=family,
                                           seed=family_seed, **extra)))
+            face = str(variables.get("face_photo") or "")
+            if face and spec_model(spec, "face_swap"):
+                # The base is the background once painted (filled in when the step
+                # starts); until then the face photo stands in, for the quote.
+                steps.append(PlannedStep(
+                    key=f"face:{family}", role="face_swap", kind=StepKind.MODEL,
+                    label=f"Face swap ({family})", model_slug=spec_model(spec, "face_swap"),
+                    depends_on=[f"background:{family}"],
+                    inputs={"base_image_url": face, "swap_image_url": face}))
+    planned = {step.key for step in steps}
     for slug in formats:
         fmt = FORMATS[slug]
         image_step = ("scene:" if kind == TemplateKind.PRODUCT_SHOT else "background:") \
             + fmt.family
+        if f"face:{fmt.family}" in planned:
+            image_step = f"face:{fmt.family}"
         steps.append(PlannedStep(
             key=f"compose:{slug}", role="compose", kind=StepKind.COMPOSE,
             label=f"{fmt.label} {fmt.width}×{fmt.height}",

@@ -271,12 +271,21 @@ def _step_start(run: TemplateRun, step: RunStep, by_key: dict[str, RunStep]) -> 
         transaction.on_commit(lambda: _compose_later(step_id))
         return
     if step.role == "scene" and "cutout" in step.depends_on:
-        cutout = by_key["cutout"].output
-        with default_storage.open(cutout["name"]) as handle:
-            data = handle.read()
         step.inputs = {**step.inputs, "reference_image_urls": [
-            "data:image/png;base64," + base64.b64encode(data).decode()]}
+            _data_uri(by_key["cutout"].output["name"])]}
+    if step.role == "face_swap":
+        step.inputs = {**step.inputs, "base_image_url": _data_uri(
+            by_key[step.depends_on[0]].output["name"])}
     _step_model_job(run, step)
+
+
+def _data_uri(name: str) -> str:
+    """A stored step image as a data URI: how the next model is given it."""
+    with default_storage.open(name) as handle:
+        data = handle.read()
+    mime = "image/jpeg" if name.endswith((".jpg", ".jpeg")) else \
+        "image/webp" if name.endswith(".webp") else "image/png"
+    return f"data:{mime};base64," + base64.b64encode(data).decode()
 
 
 def _run_progress(run: TemplateRun, steps: list[RunStep]) -> None:
@@ -357,8 +366,15 @@ def run_copy(run: TemplateRun) -> dict[str, str]:
 
 def _provenance(run: TemplateRun, step: RunStep, copy: dict[str, str]) -> dict[str, Any]:
     models: dict[str, Any] = {}
-    for other in run.steps.select_related("job").filter(kind=StepKind.MODEL):
-        if other.key in step.depends_on or other.role == "copy":
+    steps = {other.key: other for other in run.steps.select_related("job")}
+    needed, todo = set(), list(step.depends_on)
+    while todo:  # every step this one rests on, directly or not
+        key = todo.pop()
+        if key not in needed and key in steps:
+            needed.add(key)
+            todo += steps[key].depends_on
+    for other in steps.values():
+        if other.kind == StepKind.MODEL and (other.key in needed or other.role == "copy"):
             job = other.job
             models[other.key] = {
                 "model": job.model_slug if job else other.model_slug,
@@ -392,7 +408,7 @@ def compose_order(run: TemplateRun, step: RunStep) -> ComposeOrder:
     """Everything one format is composed from: the same for a re-render."""
     by_key = {other.key: other for other in run.steps.all()}
     image_key = next(dep for dep in step.depends_on
-                     if dep.startswith(("background:", "scene:")))
+                     if dep.startswith(("background:", "scene:", "face:")))
     cutout = by_key.get("cutout")
     copy = run_copy(run)
     return ComposeOrder(

@@ -58,6 +58,7 @@ ROLE_KINDS: dict[str, tuple[str, ...]] = {
     "person": (ModelKind.TEXT_TO_IMAGE,),
     "cutout": (ModelKind.BACKGROUND_REMOVAL,),
     "scene": (ModelKind.TEXT_TO_IMAGE, ModelKind.IMAGE_TO_IMAGE),
+    "face_swap": (ModelKind.FACE_SWAP,),
 }
 # The roles each kind of template cannot do without.
 REQUIRED_ROLES: dict[str, tuple[str, ...]] = {

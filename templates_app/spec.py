@@ -12,7 +12,7 @@ from typing import Any
 from templates_app.models import AdTemplate
 
 STEP_MODELS = ("copy_model", "background_model", "person_model", "cutout_model",
-               "scene_model")
+               "scene_model", "face_swap_model")
 VARIABLE_TYPES = ("string", "text", "integer", "image", "url", "choice", "boolean")
 # An uploaded image travels as a data URI: the same limit as a model's image inputs.
 IMAGE_MAX_LENGTH = 8_000_000

@@ -351,3 +351,23 @@ def test_render_samples_writes_every_format_and_a_contact_sheet(
             assert picture.size == (FORMATS[path.stem].width, FORMATS[path.stem].height)
     with PILImage.open(tmp_path / "out" / "contact-sheet.jpg") as sheet:
         assert sheet.width == 1800 and sheet.height > 1000
+
+
+async def test_a_face_photo_is_swapped_onto_the_background_before_composing(
+        owner: Persona, templates: None, emulators: Any) -> None:
+    face = product_photo()
+    run = await start(owner, "billboard", formats=["digital-landscape"],
+                      variables={**variables_for("billboard"), "face_photo": face,
+                                 "headline": "Fresh every morning"})
+    steps = await sync_to_async(steps_of)(run)
+    assert run.status == RunStatus.COMPLETED, run.error_message
+    assert "copy" not in steps  # the headline was given
+    swap = steps["face:landscape"]
+    assert swap.job.model_slug == "face-swap" and swap.status == StepStatus.COMPLETED
+    sent = swap.job.inputs  # what the face-swap model was given
+    assert sent["swap_image_url"] == face
+    assert sent["base_image_url"].startswith("data:image/png;base64,")
+    assert sent["base_image_url"] != face  # the painted background
+    assert steps["compose:digital-landscape"].depends_on == ["face:landscape"]
+    output = await run.outputs.aget()
+    assert set(output.provenance["models"]) == {"background:landscape", "face:landscape"}
