@@ -13,6 +13,7 @@ from pydantic import StringConstraints
 
 from brenia.errors import FieldProblem, InvalidInput, NotFound
 from brenia.schemas import ErrorOut, auth_user
+from generation.registry.documents import NUL_FREE
 from generation.registry.selectors import model_get
 from templates_app import brands, runs, selectors, services
 from templates_app.compose import FONTS
@@ -146,7 +147,8 @@ class RunPage(Schema):
 
 
 Colour = Annotated[str, StringConstraints(pattern=r"^#[0-9a-fA-F]{6}$")]
-BannedWord = Annotated[str, StringConstraints(min_length=1, max_length=60)]
+# No database stores NUL: refused (422) in every text, and the document says so.
+BannedWord = Annotated[str, StringConstraints(min_length=1, max_length=60, pattern=NUL_FREE)]
 FontKey = Literal["inter", "league-spartan", "bebas-neue", "lato", "open-sans"]
 # The API's font names are the engine's, checked at import.
 assert set(get_args(FontKey)) == set(FONTS), "FontKey must list exactly the bundled fonts"
@@ -156,12 +158,13 @@ LOGO_PATTERN = r"^data:image/(png|jpeg|webp|gif);base64,[A-Za-z0-9+/]+={0,2}$"
 class BrandKitIn(Schema):
     model_config = {"extra": "forbid"}
 
-    name: str = Field(..., min_length=1, max_length=120, pattern=r"\S")
+    name: str = Field(..., min_length=1, max_length=120,
+                      pattern=r"^[^\x00]*[^\x00\s][^\x00]*$")
     palette: list[Colour] = Field(default_factory=list, max_length=8,
                                   description="Hex colours: primary, secondary, others")
     heading_font: FontKey = "inter"
     body_font: FontKey = "inter"
-    tone: str = Field("", max_length=2000)
+    tone: str = Field("", max_length=2000, pattern=NUL_FREE)
     banned_words: list[BannedWord] = Field(default_factory=list, max_length=200)
     logo: str | None = Field(None, max_length=8_000_000, pattern=LOGO_PATTERN,
                              description="A base64 data URI of a PNG, JPEG, WebP or GIF")

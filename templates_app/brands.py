@@ -13,6 +13,7 @@ from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 
 from brenia.errors import FieldProblem, InvalidInput
+from generation.registry.validation import nul_problems
 from templates_app.compose import FONTS, Brand, normalise_logo
 from templates_app.models import BrandKit
 
@@ -62,6 +63,8 @@ def brand_kit_save(*, owner: Any, kit: BrandKit | None = None, name: str,
                                body_font=body_font, banned_words=banned)
     if not name.strip():
         problems.append(FieldProblem("name", "must not be empty"))
+    problems += nul_problems(name, "name") + nul_problems(tone, "tone") + \
+        nul_problems(banned, "banned_words")
     if problems:
         raise InvalidInput("The brand kit has invalid fields.", errors=problems)
     logo_name = brand_logo_store(data=logo) if logo else None

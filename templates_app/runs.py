@@ -455,6 +455,7 @@ def template_step_compose_finish(*, job: Job, order: ComposeOrder, made: Composi
                    output={"provenance": order.provenance, "layout": {
                        "safe_area": list(made.safe_area),
                        "boxes": [{"name": box.name, "rect": list(box.rect),
+                                  "text": list(box.text_bbox), "size": box.size,
                                   "contrast": round(box.contrast, 2),
                                   "threshold": box.threshold, "treatment": box.treatment}
                                  for box in made.boxes],

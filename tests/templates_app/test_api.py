@@ -182,3 +182,16 @@ def test_the_openapi_document_has_each_templates_form(owner: Persona, templates:
     assert not validator.is_valid({**good, "formats": ["leaderboard"]})
     assert not validator.is_valid({"variables": {"product_name": "x"}})  # no photo
     assert not validator.is_valid({"variables": {**good["variables"], "headline": "a\x00"}})
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"name": "a\x00b"}, "name"),
+    ({"name": "X", "tone": "warm\x00"}, "tone"),
+    ({"name": "X", "banned_words": ["ok", "bad\x00"]}, "banned_words.1"),
+])
+def test_nul_characters_in_a_brand_kit_are_refused(owner: Persona, templates: None,
+                                                   body: dict[str, Any], field: str) -> None:
+    response = owner.api().post_json("/api/brand-kits", body)
+    assert response.status_code == 422
+    assert field in [e["field"] for e in response.json()["errors"]]
+    assert BrandKit.objects.count() == 0

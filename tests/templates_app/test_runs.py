@@ -124,6 +124,7 @@ async def test_every_template_renders_every_format(owner: Persona, templates: No
         layout = output.image.job.result["layout"]
         for box in layout["boxes"]:
             assert inside(box["rect"], layout["safe_area"]), (output.format, box)
+            assert inside(box["text"], box["rect"]), (output.format, box)  # no overflow
             assert box["contrast"] >= box["threshold"], (output.format, box)
         if slug != "product-shot":
             assert layout["boxes"], output.format
