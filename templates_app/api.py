@@ -19,7 +19,8 @@ from templates_app import brands, runs, selectors, services
 from templates_app.compose import FONTS
 from templates_app.presenters import brand_kit_state, run_state, template_detail, template_state
 
-router = Router(tags=["templates"])
+# by_alias: a run shows its "copy" (a name pydantic keeps for a method of its own).
+router = Router(tags=["templates"], by_alias=True)
 SLUG = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 
 

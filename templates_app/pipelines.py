@@ -23,10 +23,11 @@ from templates_app.models import StepKind, TemplateKind
 from templates_app.spec import spec_model
 
 # The size a background is painted at, per aspect family: every format of the family
-# is cut from it (cover-fit), so it is paid for once.
+# is cut from it (cover-fit), so it is paid for once. fal bills each started megapixel,
+# so each stays within one (wide: two, for posters six metres across).
 FAMILY_SIZES: dict[str, tuple[int, int]] = {
-    "strip": (2048, 256), "wide": (2048, 688), "landscape": (1344, 768),
-    "square": (1024, 1024), "portrait": (768, 1344), "skyscraper": (512, 1536),
+    "strip": (2048, 256), "wide": (2048, 688), "landscape": (1328, 744),
+    "square": (992, 992), "portrait": (744, 1328), "skyscraper": (512, 1536),
 }
 FAMILY_RATIOS: dict[str, str] = {
     "strip": "21:9", "wide": "21:9", "landscape": "16:9", "square": "1:1",

@@ -298,7 +298,7 @@ def _run_progress(run: TemplateRun, steps: list[RunStep]) -> None:
 def run_cost(run: TemplateRun) -> Decimal:
     """What every job of the run has cost so far (failed attempts included)."""
     total = Job.objects.filter(parent=run.job).aggregate(total=Sum("cost"))["total"]
-    return Decimal(total or 0)
+    return Decimal(total or 0).quantize(Decimal("0.000001"))
 
 
 def _run_end_if_done(run: TemplateRun) -> None:

@@ -110,6 +110,8 @@ def test_a_run_is_started_once_per_idempotency_key_and_hidden_from_others(
     assert again.json()["id"] == first.json()["id"]
     run = first.json()
     assert [s["key"] for s in run["steps"]] == ["background:square", "compose:social-square"]
+    assert run["copy"] is None and "copy_" not in run  # a banner's copy is all given
+    assert run["estimated_cost"] == "0.003000"  # one megapixel of flux-schnell
     assert run["links"]["events"] == f"/ws/jobs/?job={run['job']}"
     other = owner.api().post_json("/api/templates/discount-banner/runs",
                                   {**body, "formats": ["leaderboard"]},
