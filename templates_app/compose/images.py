@@ -117,7 +117,8 @@ def cover_fit(img: Image.Image, width: int, height: int) -> Image.Image:
     scale = max(width / sw, height / sh)
     cw, ch = width / scale, height / scale
     x0, y0 = (sw - cw) / 2, (sh - ch) / 2
-    box = (x0, y0, x0 + cw, y0 + ch)
+    # Clamped: floating point makes 992 → 1080 a crop from -5e-14, which Pillow refuses.
+    box = (max(0.0, x0), max(0.0, y0), min(float(sw), x0 + cw), min(float(sh), y0 + ch))
     if (sw, sh) == (width, height):
         return img.copy()  # never draw on the caller's image
     if scale < 0.5:

@@ -11,6 +11,8 @@ import json
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageCms, ImageDraw
 
 from templates_app.compose import (
@@ -650,3 +652,21 @@ def test_normalise_logo_refuses_what_is_not_a_safe_image(monkeypatch):
     Image.new("RGB", (200, 200)).save(buf, "PNG")
     with pytest.raises(ValueError, match="too large"):
         normalise_logo(buf.getvalue())
+
+
+@pytest.mark.parametrize(("source", "target"), [
+    ((992, 992), (1080, 1080)), ((1328, 744), (1920, 1080)), ((744, 1328), (1080, 1920)),
+    ((2048, 688), (970, 250)), ((512, 1536), (160, 600)), ((2048, 256), (320, 50)),
+])
+def test_cover_fit_fills_every_format_from_every_painted_size(source, target):
+    # A crop box computed in floating point can start a hair below zero (992 → 1080).
+    fitted = images_mod.cover_fit(Image.new("RGB", source, (120, 80, 40)), *target)
+    assert fitted.size == target
+    assert fitted.getpixel((0, 0)) == (120, 80, 40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(sw=st.integers(16, 1600), sh=st.integers(16, 1600),
+       tw=st.integers(16, 1200), th=st.integers(16, 1200))
+def test_cover_fit_never_fails_on_any_sizes(sw, sh, tw, th):
+    assert images_mod.cover_fit(Image.new("RGB", (sw, sh)), tw, th).size == (tw, th)
