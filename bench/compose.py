@@ -37,14 +37,7 @@ from templates_app.compose.images import use_block_cache  # noqa: E402
 from templates_app.compose.render import compose_canvas, encode  # noqa: E402
 
 TARGET_MS = 150.0
-COPY = {
-    "headline": "Fresh lemonade, made today",
-    "subline": "Squeezed every morning from Sicilian lemons",
-    "cta": "Order now",
-    "discount": "30% OFF",
-    "product_name": "Sicilian Lemonade 1 L",
-    "disclaimer": "Offer valid until 31 Dec. While stocks last.",
-}
+COPY = syn.SAMPLE_COPY
 
 
 def inputs(kind: str, slug: str, *, photo: bool = False) -> dict:

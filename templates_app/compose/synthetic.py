@@ -12,6 +12,15 @@ from PIL import Image, ImageDraw, ImageFilter
 from .fonts import load_font
 
 # Aspect ratios an image model is typically asked for; it returns 2048 px on the long side.
+# Copy of every box, the length real briefs have: for tests, the bench and samples.
+SAMPLE_COPY = {
+    "headline": "Fresh lemonade, made today",
+    "subline": "Squeezed every morning from Sicilian lemons",
+    "cta": "Order now",
+    "discount": "30% OFF",
+    "product_name": "Sicilian Lemonade 1 L",
+    "disclaimer": "Offer valid until 31 Dec. While stocks last.",
+}
 MODEL_ASPECTS = ((1, 1), (4, 5), (3, 4), (2, 3), (9, 16), (16, 9), (3, 2), (4, 3), (21, 9))
 
 

@@ -36,14 +36,7 @@ from templates_app.compose.formats import FAMILIES, family_for
 from templates_app.compose.layout import layout_for, safe_area, to_px
 from templates_app.compose.text import wrap_to_budget
 
-COPY = {
-    "headline": "Fresh lemonade, made today",
-    "subline": "Squeezed every morning from Sicilian lemons",
-    "cta": "Order now",
-    "discount": "30% OFF",
-    "product_name": "Sicilian Lemonade 1 L",
-    "disclaimer": "Offer valid until 31 Dec. While stocks last.",
-}
+COPY = syn.SAMPLE_COPY
 MAGENTA = (214, 0, 120)
 ALL_COMBOS = [(kind, slug) for kind in KINDS for slug in KIND_FORMATS[kind]]
 
