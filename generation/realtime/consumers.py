@@ -134,7 +134,11 @@ class JobEventsConsumer(AsyncJsonWebsocketConsumer):
 
 
 def _int(value: Any) -> int:
+    """A non-negative sequence number from what a client sent; 0 when it is none.
+
+    JSON as Python reads it allows Infinity and NaN: int() of those raises
+    OverflowError or ValueError, which must not end the socket."""
     try:
         return max(0, int(value))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return 0

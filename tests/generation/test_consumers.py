@@ -109,3 +109,18 @@ async def test_resubscribe_over_the_same_socket(owner: Persona) -> None:
     await ws.send_json_to({"action": "ping"})
     assert (await ws.receive_json_from())["type"] == "pong"
     await ws.disconnect()
+
+
+@pytest.mark.parametrize("after", ["Infinity", "-Infinity", "NaN", "1e400", '"x"', "null"])
+async def test_a_subscribe_with_a_nonsense_after_is_read_as_zero(owner: Persona,
+                                                                 after: str) -> None:
+    job = await database_sync_to_async(make_job)(owner)
+    ws = await connect("/ws/jobs/", owner)
+    assert (await ws.receive_json_from())["type"] == "snapshot"
+    # Python's json reads Infinity and NaN; int() of them raises OverflowError/ValueError.
+    await ws.send_to(text_data=f'{{"action": "subscribe", "job": "{job.pk}", "after": {after}}}')
+    snapshot = await ws.receive_json_from()
+    assert snapshot["type"] == "snapshot" and snapshot["job_id"] == str(job.pk)
+    await ws.send_json_to({"action": "ping"})
+    assert await ws.receive_json_from() == {"type": "pong"}  # the socket lives on
+    await ws.disconnect()
