@@ -21,10 +21,34 @@ class BlockedURL(InvalidInput):
     code = "url_not_allowed"
 
 
+# IPv6 ranges that carry an IPv4 address in their last 32 bits and reach it: NAT64
+# (well-known and local-use prefixes) and the deprecated IPv4-compatible form. 6to4
+# (2002::/16), Teredo and IPv4-mapped are read by ipaddress itself.
+_EMBEDDING_IPV4 = tuple(ipaddress.IPv6Network(net) for net in
+                        ("64:ff9b::/96", "64:ff9b:1::/48", "::/96"))
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address leads to, for the transition mechanisms."""
+    found = [v4 for v4 in (ip.ipv4_mapped, ip.sixtofour) if v4 is not None]
+    if ip.teredo is not None:
+        server, client = ip.teredo
+        found += [server, client]
+    if any(ip in net for net in _EMBEDDING_IPV4):
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return found
+
+
 def _is_public(address: str) -> bool:
+    """Global unicast, and so is every IPv4 address it embeds (64:ff9b::7f00:1 is
+    127.0.0.1 through NAT64, 2002:a9fe:a9fe:: the metadata address through 6to4)."""
     ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(ip)
+        if ip.ipv4_mapped is not None:
+            return _is_public(str(ip.ipv4_mapped))
+        if embedded and not all(_is_public(str(v4)) for v4 in embedded):
+            return False
     return ip.is_global and not ip.is_multicast
 
 

@@ -73,9 +73,10 @@ _PCHAR = f"(?:[{_UNRESERVED}{_SUB_DELIMS}:@]|{_PCT})"
 _RFC3986_TAIL = rf"(?:/{_PCHAR}*)*(?:\?(?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?"
 _HTTP = "[Hh][Tt][Tt][Pp][Ss]?://"
 
-# format "uri": an RFC 3986 URI with an authority (``scheme://host…``), or a data URI
-# (whose path cannot begin with "//": that would be an authority).
-URI_REGEX = (rf"[A-Za-z][A-Za-z0-9+.\-]*://{_AUTHORITY}{_RFC3986_TAIL}"
+# format "uri": an http(s) URL (RFC 3986, with an authority), or a data URI (whose path
+# cannot begin with "//": that would be an authority). Providers fetch these on the
+# user's behalf, so no other scheme (ftp://, gopher://, file://) gets past the door.
+URI_REGEX = (rf"{_HTTP}{_AUTHORITY}{_RFC3986_TAIL}"
              rf"|[Dd][Aa][Tt][Aa]:(?:{_PCHAR}(?:{_PCHAR}|/)*)?(?:\?(?:{_PCHAR}|[/?])*)?")
 # format "image-url": an http(s) URL (its path may hold any printable character, as
 # pasted links do) or a base64 data URI of an image: what fal models accept.

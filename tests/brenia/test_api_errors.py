@@ -144,6 +144,36 @@ def test_nul_characters_are_named_not_stored(owner: Persona) -> None:
     assert Job.objects.count() == 0
 
 
+@pytest.mark.parametrize("host", [
+    "[64:ff9b::7f00:1]",        # NAT64 of 127.0.0.1
+    "[64:ff9b::a9fe:a9fe]",     # NAT64 of the metadata address
+    "[64:ff9b:1::a00:5]",       # local-use NAT64 of 10.0.0.5
+    "[2002:7f00:1::]",          # 6to4 of 127.0.0.1
+    "[2002:a9fe:a9fe::1]",      # 6to4 of the metadata address
+    "[::127.0.0.1]",            # IPv4-compatible loopback
+    "[::ffff:169.254.169.254]",  # IPv4-mapped metadata
+    "100.64.0.1",               # carrier-grade NAT
+])
+def test_addresses_that_lead_inside_through_ipv6_transition_are_refused(
+        owner: Persona, host: str) -> None:
+    response = owner.api().post_json(GENERATE, {"model": "image-to-image", "inputs": {
+        "prompt": "x", "image_url": f"http://{host}/x.png"}})
+    assert response.status_code == 422, response.json()
+    assert problems(response) == {"inputs.image_url": "points to an internal address"}
+    assert Job.objects.count() == 0
+
+
+@pytest.mark.parametrize("url", ["ftp://weights.example/w.safetensors",
+                                 "gopher://weights.example/w", "FILE://host/etc/passwd",
+                                 "s3://bucket/w.safetensors"])
+def test_a_uri_input_must_be_http_or_data(owner: Persona, url: str) -> None:
+    response = owner.api().post_json(GENERATE, {"model": "flux-lora", "inputs": {
+        "prompt": "x", "lora_url": url}})
+    assert response.status_code == 422, response.json()
+    assert problems(response) == {"inputs.lora_url": "must be a valid uri"}
+    assert Job.objects.count() == 0
+
+
 @pytest.mark.parametrize(("model", "inputs", "field"), [
     ("image-to-image", {"prompt": "x", "image_url": "http://127.0.0.1:8000/admin/"},
      "inputs.image_url"),
