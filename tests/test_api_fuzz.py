@@ -22,7 +22,7 @@ By hand, against ``make run``::
 
 Settings per operation are in ``tests/fuzz/schemathesis.toml`` (why, beside each): a
 template run is quoted (``dry_run``) rather than started, and the run operations get a
-real run's id. Exclusions: none among the documented operations. ``POST /api/webhooks/fal`` is not
+real run's id and its job's. Exclusions: none among the documented operations. ``POST /api/webhooks/fal`` is not
 in the document (``include_in_schema=False``): fal signs each call with its own
 Ed25519 key, so a generated request can only ever be refused with 401, which
 tests/generation/test_fal_webhooks.py already covers with real signatures.
@@ -162,6 +162,7 @@ def fuzz_run(fuzz_env: None, owner: Persona, live_fal: EmulatorThread,
                                 variables={"discount": "30% OFF", "product_name": "Lemonade"})
     async_to_sync(run_background_work)()
     monkeypatch.setenv("BRENIA_FUZZ_RUN_ID", str(run.pk))
+    monkeypatch.setenv("BRENIA_FUZZ_JOB_ID", str(run.job_id))
     return str(run.pk)
 
 
