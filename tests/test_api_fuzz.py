@@ -21,8 +21,10 @@ By hand, against ``make run``::
 (with BRENIA_WEBHOOK_ALLOWED_HOSTS=hooks.brenia-fuzz.example in the server's environment).
 
 Settings per operation are in ``tests/fuzz/schemathesis.toml`` (why, beside each): a
-template run is quoted (``dry_run``) rather than started, and the run operations get a
-real run's id and its job's. Exclusions: none among the documented operations. ``POST /api/webhooks/fal`` is not
+template run is quoted (``dry_run``) rather than started, and the run and job
+operations get a real run's id and its job's.
+
+Exclusions: none among the documented operations. ``POST /api/webhooks/fal`` is not
 in the document (``include_in_schema=False``): fal signs each call with its own
 Ed25519 key, so a generated request can only ever be refused with 401, which
 tests/generation/test_fal_webhooks.py already covers with real signatures.
