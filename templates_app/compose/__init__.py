@@ -10,7 +10,8 @@ from .formats import COPY_FIELDS, FORMATS, KIND_FORMATS, KINDS, REQUIRED_FIELDS,
 from .images import normalise_logo
 from .layout import negative_space_hint
 from .model import BoxFit, Brand, Composition, CopyDoesNotFit, RenderedBox
-from .render import PROVENANCE_KEY, compose, measure_copy
+from .plan import measure_copy
+from .render import PROVENANCE_KEY, compose
 
 __all__ = [
     "COPY_FIELDS",
