@@ -10,7 +10,7 @@ from django.urls import reverse
 from generation.jobs.presenters import image_state
 from templates_app.compose import FORMATS
 from templates_app.models import AdTemplate, AdTemplateVersion, BrandKit, TemplateRun
-from templates_app.runs import run_cost
+from templates_app.selectors import run_cost
 from templates_app.spec import variables_schema
 
 

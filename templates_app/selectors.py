@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 
 from brenia.errors import NotFound
-from templates_app.models import AdTemplate, AdTemplateVersion, BrandKit, TemplateRun
+from generation.models import Job, JobStatus
+from templates_app import copywriting
+from templates_app.models import (
+    AdTemplate,
+    AdTemplateVersion,
+    BrandKit,
+    RunStatus,
+    RunStep,
+    StepKind,
+    StepStatus,
+    TemplateRun,
+)
 
 
 def ad_template_list_enabled() -> QuerySet[AdTemplate]:
@@ -58,3 +70,32 @@ def run_get_for_user(*, user: Any, run_id: Any) -> TemplateRun:
     if run is None:
         raise NotFound("There is no such run.", code="run_not_found")
     return run
+
+
+def run_cost(run: TemplateRun) -> Decimal:
+    """What every job of the run has cost so far (failed attempts included)."""
+    total = Job.objects.filter(parent=run.job).aggregate(total=Sum("cost"))["total"]
+    return Decimal(total or 0).quantize(Decimal("0.000001"))
+
+
+def run_copy(run: TemplateRun) -> dict[str, str]:
+    """The copy the layout sets: the form's, completed by the copy step's."""
+    kind = run.version.spec["kind"]
+    copy = copywriting.copy_fields(kind, run.variables)
+    step = run.steps.filter(role="copy", status=StepStatus.COMPLETED).first()
+    if step is not None:
+        copy.update(step.output.get("copy", {}))
+    return copy
+
+
+def run_ids_unfinished() -> list[Any]:
+    return list(TemplateRun.objects.filter(status__in=(RunStatus.QUEUED, RunStatus.RUNNING))
+                .values_list("pk", flat=True))
+
+
+def compose_step_ids_running() -> list[int]:
+    """Composition steps whose job has not ended: what recovery puts back."""
+    return list(RunStep.objects.filter(
+        kind=StepKind.COMPOSE, status=StepStatus.RUNNING,
+        job__status__in=(JobStatus.QUEUED, JobStatus.SUBMITTED, JobStatus.IN_PROGRESS))
+        .values_list("pk", flat=True))
