@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,20 +123,21 @@ def parse_answer(text: str, fields: tuple[str, ...]) -> dict[str, str] | None:
     return copy if all(copy.values()) else None
 
 
-def banned_in(text: str, banned_words: list[str]) -> list[str]:
+def banned_in(text: str, banned_words: Sequence[str]) -> list[str]:
     return [word for word in banned_words
             if word.strip() and re.search(rf"\b{re.escape(word.strip())}\b", text, re.I)]
 
 
 def misfits(*, kind: str, formats: list[str], brand: Brand, copy: dict[str, str],
             fields: tuple[str, ...] | None = None,
-            banned_words: list[str] = ()) -> list[Misfit]:  # type: ignore[assignment]
+            banned_words: Sequence[str] = ()) -> list[Misfit]:
     """Every box (of ``fields``, or all) whose copy does not fit, in every format."""
     found: list[Misfit] = []
     for name, text in copy.items():
-        if (fields is None or name in fields) and banned_in(text, list(banned_words)):
+        used = banned_in(text, banned_words) if fields is None or name in fields else []
+        if used:
             found.append(Misfit(name, "", 0, f"The {_label(name)} uses a banned word "
-                                f"({', '.join(banned_in(text, list(banned_words)))})."))
+                                f"({', '.join(used)})."))
     for slug in formats:
         fmt = FORMATS[slug]
         for fit in measure_copy(kind=kind, fmt=fmt, brand=brand,

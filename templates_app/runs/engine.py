@@ -152,8 +152,11 @@ def template_run_advance(*, run_id: Any) -> None:
         if step.status != StepStatus.PENDING:
             continue
         if all(by_key[dep].status == StepStatus.COMPLETED for dep in step.depends_on):
+            # Read before the transaction: a cut-out or a background is megabytes of
+            # storage I/O that must not hold the step's row (or SQLite's write lock).
+            inputs = _step_inputs(step, by_key)
             with transaction.atomic():
-                _step_start(run, step, by_key)
+                _step_start(run, step, inputs)
     _run_progress(run, steps)
     _run_end_if_done(run)
 
@@ -231,11 +234,16 @@ def _copy_step_answered(run: TemplateRun, step: RunStep, job: Job) -> None:
     _step_model_job(run, step, reason=found[0].message)
 
 
-def _step_model_job(run: TemplateRun, step: RunStep, *, reason: str = "") -> None:
-    """Create the step's job (its current attempt) and record it on the step."""
+def _step_model_job(run: TemplateRun, step: RunStep, *, inputs: dict[str, Any] | None = None,
+                    reason: str = "") -> None:
+    """Create the step's job (its current attempt) and record it on the step.
+
+    ``inputs`` are the step's own, with other steps' images filled in (not stored on
+    the step: the job keeps what it was given)."""
     try:
         job, _ = job_create(
-            user=run.user, model_slug=step.model_slug, inputs=step.inputs, options=None,
+            user=run.user, model_slug=step.model_slug,
+            inputs=step.inputs if inputs is None else inputs, options=None,
             metadata={"template_run": str(run.pk), "step": step.key},
             idempotency_key=f"run:{run.pk}:{step.key}:{step.attempts}:{step.reasks}",
             output="text" if step.role == "copy" else "image", parent=run.job)
@@ -253,7 +261,18 @@ def _step_model_job(run: TemplateRun, step: RunStep, *, reason: str = "") -> Non
     _step_event(run, step, **({"reason": reason} if reason else {}))
 
 
-def _step_start(run: TemplateRun, step: RunStep, by_key: dict[str, RunStep]) -> None:
+def _step_inputs(step: RunStep, by_key: dict[str, RunStep]) -> dict[str, Any]:
+    """The step's model inputs, with the images of the steps it rests on filled in."""
+    if step.role == "scene" and "cutout" in step.depends_on:
+        return {**step.inputs, "reference_image_urls": [
+            _data_uri(by_key["cutout"].output["name"])]}
+    if step.role == "face_swap":
+        return {**step.inputs, "base_image_url": _data_uri(
+            by_key[step.depends_on[0]].output["name"])}
+    return step.inputs
+
+
+def _step_start(run: TemplateRun, step: RunStep, inputs: dict[str, Any]) -> None:
     if not _claim(step, frm=StepStatus.PENDING, to=StepStatus.RUNNING,
                   attempts=step.attempts + 1, error_code="", error_message=""):
         return
@@ -267,13 +286,7 @@ def _step_start(run: TemplateRun, step: RunStep, by_key: dict[str, RunStep]) -> 
         step_id = step.pk
         transaction.on_commit(lambda: _compose_later(step_id))
         return
-    if step.role == "scene" and "cutout" in step.depends_on:
-        step.inputs = {**step.inputs, "reference_image_urls": [
-            _data_uri(by_key["cutout"].output["name"])]}
-    if step.role == "face_swap":
-        step.inputs = {**step.inputs, "base_image_url": _data_uri(
-            by_key[step.depends_on[0]].output["name"])}
-    _step_model_job(run, step)
+    _step_model_job(run, step, inputs=inputs)
 
 
 def _data_uri(name: str) -> str:
