@@ -6,7 +6,6 @@ kits are ``templates_app.brands``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import random
@@ -17,7 +16,8 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from brenia.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from brenia.errors import FieldProblem, InvalidInput, NotFound
+from brenia.idempotency import replayed, request_fingerprint
 from brenia.urlguard import check_public_url
 from generation.jobs.services import generation_check, job_local_create
 from generation.models import ModelKind
@@ -141,8 +141,9 @@ def template_run_check(*, user: Any, slug: str, variables: Any, brand_kit: Any =
     spec = version.spec
     kind = spec["kind"]
     problems: list[FieldProblem] = []
+    schema = variables_schema(spec)
     try:
-        checked = check_inputs(schema=variables_schema(spec), inputs=variables, options=None,
+        checked = check_inputs(schema=schema, inputs=variables, options=None,
                                prefix="variables")
     except InvalidInput as exc:
         problems += exc.errors
@@ -167,7 +168,7 @@ def template_run_check(*, user: Any, slug: str, variables: Any, brand_kit: Any =
         except NotFound:  # named as the field, like any other bad value
             problems.append(FieldProblem("brand_kit", "is not one of your brand kits"))
     for name, value in checked.items():
-        prop = variables_schema(spec)["properties"].get(name, {})
+        prop = schema["properties"].get(name, {})
         if prop.get("format") in ("uri", "image-url") and isinstance(value, str) \
                 and value.lower().startswith(("http://", "https://")):
             try:
@@ -213,19 +214,15 @@ def template_run_check(*, user: Any, slug: str, variables: Any, brand_kit: Any =
                    step_costs=costs, currency=currency)
 
 
-def _fingerprint(**parts: Any) -> str:
-    body = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(body.encode()).hexdigest()
-
-
 def template_run_start(*, user: Any, slug: str, variables: Any, brand_kit: Any = None,
                        formats: Any = None, output_format: str = "",
                        idempotency_key: str = "") -> tuple[TemplateRun, bool]:
     """Check, then create the run, its parent job and its steps; advance after commit."""
-    fingerprint = _fingerprint(slug=slug, variables=variables, brand_kit=brand_kit,
+    fingerprint = request_fingerprint(slug=slug, variables=variables, brand_kit=brand_kit,
                                formats=formats, output_format=output_format)
     if idempotency_key:
-        existing = _run_for_key(user=user, key=idempotency_key, fingerprint=fingerprint)
+        existing = replayed(TemplateRun.objects.filter(user=user), key=idempotency_key,
+                            fingerprint=fingerprint)
         if existing is not None:
             return existing, False
     plan = template_run_check(user=user, slug=slug, variables=variables, brand_kit=brand_kit,
@@ -250,21 +247,12 @@ def template_run_start(*, user: Any, slug: str, variables: Any, brand_kit: Any =
                 for index, step in enumerate(plan.steps)])
             transaction.on_commit(lambda: template_run_advance_submit(run.pk))
     except IntegrityError:
-        existing = _run_for_key(user=user, key=idempotency_key, fingerprint=fingerprint)
+        existing = replayed(TemplateRun.objects.filter(user=user), key=idempotency_key,
+                            fingerprint=fingerprint)
         if existing is None:
             raise
         return existing, False
     return run, True
-
-
-def _run_for_key(*, user: Any, key: str, fingerprint: str) -> TemplateRun | None:
-    run = TemplateRun.objects.filter(user=user, idempotency_key=key).first()
-    if run is not None and run.request_fingerprint != fingerprint:
-        raise Conflict("This Idempotency-Key was already used with a different request.",
-                       code="idempotency_key_reused")
-    return run
-
-
 
 
 # -- seed ----------------------------------------------------------------------------

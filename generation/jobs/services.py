@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -13,6 +12,7 @@ from django.utils import timezone
 
 from brenia import background
 from brenia.errors import Conflict, FieldProblem, InvalidInput
+from brenia.idempotency import replayed, request_fingerprint
 from brenia.logs import request_id_var
 from brenia.urlguard import check_public_url, check_webhook_url
 from generation.jobs.events import notify_job_event
@@ -107,12 +107,6 @@ def generation_check(*, model_slug: str, inputs: Any, options: Any, metadata: An
     return prepared
 
 
-def request_fingerprint(*, model_slug: str, inputs: Any, options: Any, metadata: Any) -> str:
-    body = json.dumps({"model": model_slug, "inputs": inputs, "options": options or {},
-                       "metadata": metadata or {}}, sort_keys=True, default=str)
-    return hashlib.sha256(body.encode()).hexdigest()
-
-
 def job_create(*, user: Any, model_slug: str, inputs: Any, options: Any = None,
                metadata: Any = None, idempotency_key: str = "", webhook_url: str = "",
                output: str = "image", parent: Job | None = None) -> tuple[Job, bool]:
@@ -121,11 +115,11 @@ def job_create(*, user: Any, model_slug: str, inputs: Any, options: Any = None,
     Returns ``(job, created)``. With an idempotency key, the same key and body
     return the job made the first time; the same key with another body is a 409.
     """
-    fingerprint = request_fingerprint(model_slug=model_slug, inputs=inputs, options=options,
+    fingerprint = request_fingerprint(model=model_slug, inputs=inputs, options=options or {},
                                       metadata=[metadata, webhook_url])
     if idempotency_key:
-        existing = _job_for_idempotency_key(user=user, key=idempotency_key,
-                                            fingerprint=fingerprint)
+        existing = replayed(Job.objects.filter(user=user), key=idempotency_key,
+                            fingerprint=fingerprint)
         if existing is not None:
             return existing, False
     prepared = generation_check(model_slug=model_slug, inputs=inputs, options=options,
@@ -154,22 +148,12 @@ def job_create(*, user: Any, model_slug: str, inputs: Any, options: Any = None,
             transaction.on_commit(lambda: job_run_submit(job.pk))
     except IntegrityError:
         # A concurrent request with the same idempotency key won the race.
-        existing = _job_for_idempotency_key(user=user, key=idempotency_key,
-                                            fingerprint=fingerprint)
+        existing = replayed(Job.objects.filter(user=user), key=idempotency_key,
+                            fingerprint=fingerprint)
         if existing is None:
             raise
         return existing, False
     return job, True
-
-
-def _job_for_idempotency_key(*, user: Any, key: str, fingerprint: str) -> Job | None:
-    job = Job.objects.filter(user=user, idempotency_key=key).first()
-    if job is None:
-        return None
-    if job.request_fingerprint != fingerprint:
-        raise Conflict("This Idempotency-Key was already used with a different request.",
-                       code="idempotency_key_reused")
-    return job
 
 
 def job_cancel(*, user: Any, job_id: Any) -> Job:
