@@ -22,12 +22,13 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.module_loading import import_string
+from django.utils.safestring import SafeString
 
 from brenia.errors import DomainError, FieldProblem
 from generation.models import AIModel, ModelKind
 from generation.providers import allowed_provider_classes, provider_class_path
 from generation.providers.base import PermanentProviderError
-from generation.registry.forms import render_schema_form
+from generation.registry.forms import SchemaForm
 from generation.registry.openapi_import import (
     ImportedSchema,
     OpenAPIImportError,
@@ -42,6 +43,17 @@ from generation.registry.services import (
 from generation.registry.validation import check_schema
 
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
+
+
+def schema_preview(schema: Any) -> SafeString:
+    """The form ``schema`` generates, as users get it, for the operator to look at.
+
+    Its ids are prefixed so they never clash with the change form it may sit in.
+    """
+    form = SchemaForm(schema, auto_id="pv-%s")
+    if not form.fields:
+        return format_html('<p class="help">{}</p>', "The schema declares no properties.")
+    return form.as_div()
 
 
 class AIModelForm(forms.ModelForm):
@@ -174,7 +186,7 @@ class AIModelAdmin(admin.ModelAdmin):
         return format_html(
             '<fieldset disabled class="schema-preview">{}</fieldset>'
             '<p><a href="{}">Open the form preview on its own page</a></p>',
-            render_schema_form(obj.input_schema), url)
+            schema_preview(obj.input_schema), url)
 
     def get_urls(self) -> list[URLPattern]:
         wrap = self.admin_site.admin_view
@@ -240,7 +252,7 @@ class AIModelAdmin(admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts, "original": model, "title": f"Form preview: {model.slug}",
-            "preview": render_schema_form(model.input_schema),
+            "preview": schema_preview(model.input_schema),
         }
         return TemplateResponse(request, "admin/generation/aimodel/preview_form.html", context)
 

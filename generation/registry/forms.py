@@ -1,25 +1,74 @@
-"""The HTML form a model's input schema implies, for the admin's preview page.
+"""A real Django form generated from a JSON Schema.
 
-An admin editing ``input_schema`` sees what the schema will ask of a user: one
-control per property in field order, the widget its type calls for, required
-fields marked, defaults filled in, descriptions as help text. The schema is
-admin-edited data, so every name, title, description and value is escaped; the
-markup is assembled only from ``format_html`` and ``flatatt``.
+Three pages ask a user for what a schema describes: the admin's preview of a model's
+``input_schema``, the marketer's template form (template variables, published as a
+JSON Schema by ``templates_app.spec.variables_schema``) and the model playground. They
+share this one generator, so a schema means the same form everywhere: one field per
+property in display order, the widget its type calls for, and ``inputs()`` turning
+the cleaned form back into the JSON the server checks against the same schema
+(``generation.registry.validation.check_inputs``). What that check still finds is
+shown next to the field it concerns by ``add_problems``.
+
+The schema is admin-edited data. It reaches the page only through Django's widgets
+and templates, which escape it; help text is escaped here, because Django's field
+template marks help text safe.
 """
 
 from __future__ import annotations
 
+import base64
+import copy
+import io
 import json
-from typing import Any
+import math
+import re
+import struct
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, cast
 
-from django.forms.utils import flatatt
-from django.utils.html import format_html, format_html_join
+from django import forms
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.core.validators import (
+    BaseValidator,
+    MaxLengthValidator,
+    MinLengthValidator,
+    RegexValidator,
+    URLValidator,
+)
+from django.forms.boundfield import BoundField
+from django.template.defaultfilters import filesizeformat
+from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString
+from PIL import Image
+
+from brenia.errors import FieldProblem
+from generation.registry.validation import IMAGE_URL_REGEX, URI_REGEX, anchored
 
 # Longer than this (or unbounded) and a string gets a textarea, not a one-line input.
 SHORT_STRING_MAX = 255
-URL_FORMATS = frozenset({"uri", "url", "image-url", "iri"})
+# Objects nested this deep are edited as JSON rather than flattened into fields.
 MAX_DEPTH = 3
+UPLOAD_SUFFIX = "__upload"
+# What an upload may be (Pillow's format name → MIME type), and how big.
+IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+MAX_UPLOAD_BYTES = 8 * 1024 * 1024
+MAX_IMAGE_PIXELS = 50_000_000
+# The longest data URI prefix an upload gets ("data:image/jpeg;base64,").
+_DATA_URI_PREFIX = len("data:image/jpeg;base64,")
+REQUIRED = "This field is required."
+
+_URI = re.compile(anchored(URI_REGEX))
+_IMAGE_URL = re.compile(anchored(IMAGE_URL_REGEX))
+# Pillow raises all of these on malformed files, depending on the format and the damage.
+_UNREADABLE = (OSError, SyntaxError, ValueError, EOFError, struct.error)
+
+
+def field_name(path: str) -> str:
+    """The form field name of a dotted schema path: ``image_size.width`` → ``image_size__width``."""
+    return path.replace(".", "__")
 
 
 def ordered_properties(schema: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -39,54 +88,432 @@ def ordered_properties(schema: dict[str, Any]) -> list[tuple[str, dict[str, Any]
     return [(n, properties[n] if isinstance(properties[n], dict) else {}) for n in names]
 
 
-def render_schema_form(schema: Any) -> SafeString:
-    """The controls for every property of ``schema`` (an object schema), as safe HTML."""
-    if not isinstance(schema, dict) or not schema.get("properties"):
-        return format_html('<p class="help">{}</p>', "The schema declares no properties.")
-    return _fields(schema, prefix="", depth=0)
+# --- the form -------------------------------------------------------------------------------
+
+class SchemaForm(forms.Form):
+    """The form an object schema describes; ``inputs()`` is the JSON it means.
+
+    Fields are named by ``field_name`` of their schema path (nested objects are
+    flattened to ``parent__child``); an image property also gets ``<name>__upload``.
+    """
+
+    required_css_class = "required"
+
+    def __init__(self, schema: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        builder = _Builder(self)
+        self._root = builder.group(schema if isinstance(schema, dict) else {}, _Where(),
+                                   initial=None, depth=0)
+        self._paths = builder.paths
+
+    def clean(self) -> dict[str, Any]:
+        """What one field cannot know alone: a custom size's sub-fields matter only when
+        "custom" is chosen, an upload stands in for a required image URL, and an optional
+        object's required fields are required once any of its fields is changed."""
+        cleaned = super().clean() or {}
+        changed = frozenset(self.changed_data)
+        for name in self._root.ignored(_Answers(cleaned, changed)):
+            self.errors.pop(name, None)
+        answers = _Answers(cleaned, changed, failed=frozenset(self.errors))
+        for name, message in list(self._root.missing(answers, required=True)):
+            self.add_error(name, message)
+        return cleaned
+
+    def inputs(self) -> dict[str, Any]:
+        """The JSON inputs the valid form means (call after ``is_valid()``).
+
+        Optional fields left blank are omitted, so the model's defaults apply; nested
+        objects are rebuilt from their fields and an upload becomes a data URI.
+        """
+        answers = _Answers(self.cleaned_data, frozenset(self.changed_data))
+        value = self._root.read(answers, required=True)
+        return value if isinstance(value, dict) else {}
+
+    def add_problems(self, problems: Iterable[FieldProblem], *,
+                     prefix: str) -> list[FieldProblem]:
+        """Show the server's problems (``<prefix>.<path>``) on the fields they concern.
+
+        A path deeper than any field (``inputs.loras.0.path``) goes to the nearest field
+        above it. Returns the problems no field could take, for the caller to show.
+        """
+        if not self.is_bound:
+            return list(problems)
+        self.is_valid()  # cleans the form, once, if the caller has not
+        unplaced = []
+        for problem in problems:
+            found = self._nearest(problem.field, prefix)
+            if found is None:
+                unplaced.append(problem)
+                continue
+            name, rest = found
+            subject = f"{'.'.join(rest)} " if rest else "This value "
+            self.add_error(name, f"{subject}{problem.problem.rstrip('.')}.")
+        return unplaced
+
+    def _nearest(self, path: str, prefix: str) -> tuple[str, list[str]] | None:
+        if not path.startswith(prefix + "."):
+            return None
+        parts = path[len(prefix) + 1:].split(".")
+        for end in range(len(parts), 0, -1):
+            name = self._paths.get(".".join(parts[:end]))
+            if name is not None:
+                return name, parts[end:]
+        return None
 
 
-def _fields(schema: dict[str, Any], *, prefix: str, depth: int) -> SafeString:
-    listed = schema.get("required")
-    required = {n for n in listed if isinstance(n, str)} if isinstance(listed, list) else set()
-    return format_html_join(
-        "\n", "{}",
-        ((_field(name, prop, required=name in required, path=prefix + name, depth=depth),)
-         for name, prop in ordered_properties(schema)),
-    )
+# --- reading the JSON back ------------------------------------------------------------------
+
+class _Marker:
+    """A cleaned value that is not JSON itself; ``inputs()`` reads each for what it means."""
+
+    def __init__(self, meaning: str) -> None:
+        self.meaning = meaning
+
+    def __repr__(self) -> str:
+        return f"<{self.meaning}>"
 
 
-def _label_text(name: str, prop: dict[str, Any]) -> str:
-    title = prop.get("title")
-    return str(title) if title else name.replace("_", " ").capitalize()
+MISSING = _Marker("no value: a blank optional field")
+CUSTOM = _Marker('the "custom" choice: the value is the object\'s own fields')
+# An enum's null option: a choice field's None would read as "left blank".
+NULL = _Marker("null, chosen")
 
 
-def _field(name: str, prop: dict[str, Any], *, required: bool, path: str,
-           depth: int) -> SafeString:
-    input_id = "pv-" + path.replace(".", "-")
-    prop = _collapse_nullable(prop)
-    control = _control(prop, required=required, path=path, input_id=input_id, depth=depth)
-    mark = format_html(' <abbr class="required-mark" title="required">{}</abbr>', "*") \
-        if required else ""
-    description = prop.get("description")
-    help_text = format_html('<div class="help">{}</div>', description) if description else ""
-    label_attrs = flatatt({"for": input_id, "class": "required" if required else None})
-    return format_html(
-        '<div class="form-row field-{}" data-field="{}"><div><div class="flex-container">'
-        "<label{}>{}{}</label>{}</div>{}</div></div>",
-        path, path, label_attrs, _label_text(name, prop), mark, control, help_text)
+def _blank(value: Any) -> bool:
+    return value is None or value == ""
 
 
-def _collapse_nullable(prop: dict[str, Any]) -> dict[str, Any]:
-    """``anyOf: [X, {type: null}]`` (optional in pydantic's dialect) reads as X."""
+@dataclass(frozen=True)
+class _Answers:
+    """What the user gave: the cleaned values, the fields changed from their initial
+    value, and the fields that failed their own checks (and already say what is wrong)."""
+
+    cleaned: Mapping[str, Any]
+    changed: frozenset[str]
+    failed: frozenset[str] = frozenset()
+
+    def get(self, name: str) -> Any:
+        return self.cleaned.get(name)
+
+
+class _Slot:
+    """One value of the JSON the form means, and the form fields it is read from."""
+
+    def read(self, answers: _Answers, *, required: bool) -> Any:
+        """The value, or MISSING when the form does not give it."""
+        raise NotImplementedError
+
+    def names(self) -> Iterator[str]:
+        raise NotImplementedError
+
+    def missing(self, answers: _Answers, *, required: bool) -> Iterator[tuple[str, str]]:
+        """(field, message) for each required value left blank, unless it failed already."""
+        return iter(())
+
+    def ignored(self, answers: _Answers) -> Iterator[str]:
+        """Fields whose value (and so whose errors) the other answers make irrelevant."""
+        return iter(())
+
+
+@dataclass
+class _Leaf(_Slot):
+    name: str
+    nullable: bool = False  # blank is null rather than absent, where a value is required
+
+    def read(self, answers: _Answers, *, required: bool) -> Any:
+        value = answers.get(self.name)
+        if not _blank(value):
+            return None if value is NULL else value
+        return None if self.nullable and required else MISSING
+
+    def names(self) -> Iterator[str]:
+        yield self.name
+
+    def missing(self, answers: _Answers, *, required: bool) -> Iterator[tuple[str, str]]:
+        if required and self.name not in answers.failed \
+                and self.read(answers, required=required) is MISSING:
+            yield self.name, REQUIRED
+
+
+@dataclass
+class _Const(_Leaf):
+    value: Any = None
+
+    def read(self, answers: _Answers, *, required: bool) -> Any:
+        return copy.deepcopy(self.value)
+
+
+@dataclass
+class _Image(_Slot):
+    name: str
+    upload: str
+
+    def read(self, answers: _Answers, *, required: bool) -> Any:
+        return answers.get(self.upload) or answers.get(self.name) or MISSING
+
+    def names(self) -> Iterator[str]:
+        yield from (self.name, self.upload)
+
+    def missing(self, answers: _Answers, *, required: bool) -> Iterator[tuple[str, str]]:
+        if required and not answers.failed & {self.name, self.upload} \
+                and self.read(answers, required=required) is MISSING:
+            yield self.name, "Give the image's URL or upload a file."
+
+    def ignored(self, answers: _Answers) -> Iterator[str]:
+        if answers.get(self.upload):
+            yield self.name  # an upload takes precedence over whatever the URL box held
+
+
+@dataclass
+class _Group(_Slot):
+    """An object: the root schema, or a nested object flattened into fields.
+
+    An optional object is sent once the user changes any of its fields: prefilled
+    defaults alone do not make it (and its required fields) appear.
+    """
+
+    children: list[tuple[str, _Slot]]
+    required_keys: frozenset[str]
+
+    def read(self, answers: _Answers, *, required: bool) -> Any:
+        if not (required or self._touched(answers)):
+            return MISSING
+        values = {key: slot.read(answers, required=key in self.required_keys)
+                  for key, slot in self.children}
+        return {key: value for key, value in values.items() if value is not MISSING}
+
+    def names(self) -> Iterator[str]:
+        for _key, slot in self.children:
+            yield from slot.names()
+
+    def missing(self, answers: _Answers, *, required: bool) -> Iterator[tuple[str, str]]:
+        if required or self._touched(answers):
+            for key, slot in self.children:
+                yield from slot.missing(answers, required=key in self.required_keys)
+
+    def ignored(self, answers: _Answers) -> Iterator[str]:
+        for _key, slot in self.children:
+            yield from slot.ignored(answers)
+
+    def _touched(self, answers: _Answers) -> bool:
+        return any(name in answers.changed for name in self.names())
+
+
+@dataclass
+class _Choice(_Slot):
+    """Named choices or a custom object (fal's ``image_size``: a name or width/height)."""
+
+    name: str
+    custom: _Group
+
+    def read(self, answers: _Answers, *, required: bool) -> Any:
+        choice = answers.get(self.name)
+        if choice is CUSTOM:
+            return self.custom.read(answers, required=True)
+        return MISSING if _blank(choice) else None if choice is NULL else choice
+
+    def names(self) -> Iterator[str]:
+        yield self.name
+        yield from self.custom.names()
+
+    def missing(self, answers: _Answers, *, required: bool) -> Iterator[tuple[str, str]]:
+        choice = answers.get(self.name)
+        if choice is CUSTOM:
+            yield from self.custom.missing(answers, required=True)
+        elif required and self.name not in answers.failed and _blank(choice):
+            yield self.name, REQUIRED
+
+    def ignored(self, answers: _Answers) -> Iterator[str]:
+        if answers.get(self.name) is CUSTOM:
+            yield from self.custom.ignored(answers)
+        else:
+            yield from self.custom.names()
+
+
+# --- building the fields --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Where:
+    """Where a property sits: its path, label, whether it is always asked for, depth."""
+
+    path: str = ""
+    label: str = ""
+    required: bool = True
+    nullable: bool = False  # anyOf [X, null]: blank is null where a value is required
+    depth: int = 0
+    # data-shown-* hints on the sub-fields of a custom choice, for the page's script.
+    shown: dict[str, str] = field(default_factory=dict)
+
+
+class _Builder:
+    """Walks a schema once: adds a form field per property and returns the slots that
+    read the JSON back, remembering which field answers for which schema path."""
+
+    def __init__(self, form: SchemaForm) -> None:
+        self.form = form
+        self.paths: dict[str, str] = {}
+        self.labels: set[str] = set()
+
+    def group(self, schema: dict[str, Any], where: _Where, *, initial: Any,
+              depth: int) -> _Group:
+        listed = schema.get("required")
+        required = frozenset(n for n in listed if isinstance(n, str)) \
+            if isinstance(listed, list) else frozenset()
+        defaults = initial if isinstance(initial, dict) else {}
+        children: list[tuple[str, _Slot]] = []
+        for key, prop in ordered_properties(schema):
+            child = _Where(path=f"{where.path}.{key}" if where.path else key,
+                           label=where.label, required=where.required and key in required,
+                           depth=depth, shown=where.shown)
+            children.append((key, self.slot(key, prop, child,
+                                            initial=defaults.get(key, prop.get("default")))))
+        group = _Group(children, required)
+        first = next(group.names(), None)
+        if where.path and first is not None:
+            self.paths.setdefault(where.path, first)
+        return group
+
+    def slot(self, key: str, prop: dict[str, Any], where: _Where, *, initial: Any) -> _Slot:
+        prop, nullable = _collapse_nullable(prop)
+        # A nullable property is optional in the form: left blank, it is null if required.
+        where = _Where(path=where.path, label=self._label(key, prop, where.label),
+                       required=where.required and not nullable, nullable=nullable,
+                       depth=where.depth, shown=where.shown)
+        common: dict[str, Any] = {"label": where.label, "help_text": _help(prop),
+                                  "required": where.required}
+        if "const" in prop:
+            text = _text(prop["const"])
+            name = self.add(where, forms.CharField(
+                **{**common, "required": False}, disabled=True, initial=text))
+            return _Const(name, value=prop["const"])
+        branches = prop.get("anyOf") or prop.get("oneOf")
+        if isinstance(branches, list) and branches:
+            return self.branches(prop, branches, where, common, initial=initial)
+        kind = _type(prop)
+        if kind == "string" and prop.get("format") == "image-url":
+            return self.image(prop, where, common, initial=initial)
+        if kind == "object" and isinstance(prop.get("properties"), dict) \
+                and prop["properties"] and where.depth < MAX_DEPTH:
+            return self.group(prop, where, initial=initial, depth=where.depth + 1)
+        return _Leaf(self.add(where, _field(prop, kind, common, initial=initial)), where.nullable)
+
+    def branches(self, prop: dict[str, Any], branches: list[Any], where: _Where,
+                 common: dict[str, Any], *, initial: Any) -> _Slot:
+        """``anyOf``/``oneOf``: named choices or an object gets a "custom" choice; a
+        scalar first branch is asked as such (any branch will do); anything else is JSON."""
+        enum = next((b for b in branches if isinstance(b, dict)
+                     and isinstance(b.get("enum"), list)), None)
+        obj = next((b for b in branches if isinstance(b, dict) and _type(b) == "object"
+                    and isinstance(b.get("properties"), dict) and b["properties"]), None)
+        if enum is not None and obj is not None and where.depth < MAX_DEPTH:
+            return self.custom_choice(enum["enum"], obj, where, common, initial=initial)
+        first = branches[0]
+        rest = {k: v for k, v in prop.items() if k not in ("anyOf", "oneOf")}
+        if isinstance(first, dict) and (_type(first) in _SCALARS or "enum" in first) \
+                and not (first.get("anyOf") or first.get("oneOf")):
+            merged = {**first, **rest}
+            return _Leaf(self.add(where, _field(merged, _type(merged), common,
+                                                initial=initial)), where.nullable)
+        return _Leaf(self.add(where, _json_field(rest, "", common, initial=initial)),
+                     where.nullable)
+
+    def custom_choice(self, values: list[Any], obj: dict[str, Any], where: _Where,
+                      common: dict[str, Any], *, initial: Any) -> _Choice:
+        options: dict[str, Any] = _options(values)
+        custom_key = "custom"
+        while custom_key in options:
+            custom_key += "_"
+        options[custom_key] = CUSTOM
+        sizes = {"width", "height"} <= set(obj["properties"])
+        chosen = custom_key if isinstance(initial, dict) else _key_of(options, initial)
+        name = self.add(where, _choice_field(
+            options, chosen, labels={custom_key: "custom size" if sizes else "custom"},
+            **common))
+        shown = {"data-shown-for": self.form.add_prefix(name), "data-shown-when": custom_key}
+        sub = _Where(path=where.path, label=where.label, required=False,
+                     depth=where.depth, shown=shown)
+        return _Choice(name, self.group(obj, sub, initial=initial, depth=where.depth + 1))
+
+    def image(self, prop: dict[str, Any], where: _Where, common: dict[str, Any], *,
+              initial: Any) -> _Image:
+        """A URL box plus an upload; either answers a required image."""
+        url = _string_field(prop, initial=initial, alt=f"{where.label}: the uploaded image",
+                            **{**common, "required": False})
+        name = self.add(where, url)
+        cap = _upload_cap(_count(prop.get("maxLength")))
+        label = self._label("", {"title": f"{where.label}, or upload a file"}, "")
+        upload_name = self.add(where, _ImageUploadField(
+            label=label, required=False, max_bytes=cap,
+            help_text=f"PNG, JPEG or WebP, up to {filesizeformat(cap)}."),
+            suffix=UPLOAD_SUFFIX)
+        cast(_ImageURLField, url).upload_name = upload_name
+        return _Image(name, upload_name)
+
+    def add(self, where: _Where, form_field: forms.Field, *, suffix: str = "") -> str:
+        """Put the field on the form under a name no other field has."""
+        base = field_name(where.path) + suffix or "field"
+        name, number = base, 1
+        while name in self.form.fields:
+            number += 1
+            name = f"{base}_{number}"
+        form_field.widget.attrs.update(where.shown)
+        self.form.fields[name] = form_field
+        if not suffix:
+            self.paths.setdefault(where.path, name)
+        return name
+
+    def _label(self, key: str, prop: dict[str, Any], parent: str) -> str:
+        """The title (else the name humanised), after its parents', never used twice."""
+        title = prop.get("title")
+        own = str(title).strip() if title else key.replace("_", " ").strip().capitalize()
+        label = f"{parent} / {own or 'Value'}" if parent else own or "Value"
+        unique, number = label, 1
+        while unique in self.labels:
+            number += 1
+            unique = f"{label} ({number})"
+        self.labels.add(unique)
+        return unique
+
+
+_SCALARS = ("string", "integer", "number", "boolean")
+
+
+def _field(prop: dict[str, Any], kind: str, common: dict[str, Any], *,
+           initial: Any) -> forms.Field:
+    """The field for a value asked in one control (or a JSON box when nothing fits)."""
+    if isinstance(prop.get("enum"), list):
+        options = _options(prop["enum"])
+        return _choice_field(options, _key_of(options, initial), **common)
+    if kind == "boolean":
+        return forms.BooleanField(**{**common, "required": False}, initial=initial is True)
+    if kind in ("integer", "number"):
+        return _number_field(prop, integer=kind == "integer", initial=initial, **common)
+    if kind == "string":
+        return _string_field(prop, initial=initial, **common)
+    items = _line_items(prop) if kind == "array" else None
+    if items is not None:
+        return _lines_field(prop, items, common, initial=initial)
+    return _json_field(prop, kind, common, initial=initial)
+
+
+def _collapse_nullable(prop: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """``anyOf: [X, {type: null}]`` (and ``type: [X, "null"]``) reads as an optional X."""
+    kind = prop.get("type")
+    if isinstance(kind, list) and "null" in kind:
+        rest = [k for k in kind if k != "null"]
+        return {**prop, "type": rest[0] if len(rest) == 1 else rest}, True
     for key in ("anyOf", "oneOf"):
         branches = prop.get(key)
-        if isinstance(branches, list):
-            real = [b for b in branches if isinstance(b, dict) and b.get("type") != "null"]
-            if len(real) == 1 and len(real) < len(branches):
-                merged = {k: v for k, v in prop.items() if k != key}
-                return {**real[0], **merged}
-    return prop
+        if not isinstance(branches, list):
+            continue
+        real = [b for b in branches if not (isinstance(b, dict) and b.get("type") == "null")]
+        if len(real) == len(branches) or not real:
+            continue
+        others = {k: v for k, v in prop.items() if k != key}
+        if len(real) == 1 and isinstance(real[0], dict):
+            return {**real[0], **others}, True
+        return {**others, key: real}, True
+    return prop, False
 
 
 def _type(prop: dict[str, Any]) -> str:
@@ -95,131 +522,427 @@ def _type(prop: dict[str, Any]) -> str:
         kind = next((k for k in kind if k != "null"), "")
     if not kind and isinstance(prop.get("properties"), dict):
         kind = "object"
-    return str(kind or "")
+    return kind if isinstance(kind, str) else ""
 
 
-def _control(prop: dict[str, Any], *, required: bool, path: str, input_id: str,
-             depth: int) -> SafeString:
-    base = {"id": input_id, "name": path, "required": required}
-    default = prop.get("default")
-    branches = prop.get("anyOf") or prop.get("oneOf")
-    if isinstance(branches, list) and branches:
-        return _choice_of_forms(prop, branches, base=base, path=path, depth=depth)
-    if isinstance(prop.get("enum"), list):
-        return _select(prop["enum"], default, base=base, required=required)
-    kind = _type(prop)
-    if "const" in prop:
-        return _input({**base, "type": "text", "value": _text(prop["const"]), "readonly": True})
-    if kind == "boolean":
-        return _input({**base, "type": "checkbox", "checked": default is True,
-                       "required": False})
-    if kind in ("integer", "number"):
-        return _input({**base, "type": "number", **_number_bounds(prop, kind),
-                       "value": None if default is None else _text(default)})
-    if kind == "string":
-        return _string(prop, base=base)
-    if kind == "object" and isinstance(prop.get("properties"), dict) and depth < MAX_DEPTH:
-        return format_html('<fieldset class="module schema-object">{}</fieldset>',
-                           _fields(prop, prefix=path + ".", depth=depth + 1))
-    hint = "one value per line" if kind == "array" and _type(prop.get("items") or {}) in (
-        "string", "integer", "number") else "JSON"
-    value = "" if default is None else json.dumps(default, indent=2)
-    return format_html('<textarea{}>{}</textarea>',
-                       flatatt({**base, "rows": 3, "cols": 60, "placeholder": hint,
-                                "data-format": hint}), value)
-
-
-def _string(prop: dict[str, Any], *, base: dict[str, Any]) -> SafeString:
-    default = prop.get("default")
-    fmt = prop.get("format")
-    examples = prop.get("examples")
-    example = examples[0] if isinstance(examples, list) and examples else None
-    limits = {"minlength": prop.get("minLength"), "maxlength": prop.get("maxLength"),
-              "pattern": prop.get("pattern"),
-              "placeholder": None if example is None else _text(example)}
-    if fmt in URL_FORMATS:
-        return _input({**base, **limits, "type": "url", "value": default,
-                       "placeholder": limits["placeholder"] or "https://…"})
-    max_length = prop.get("maxLength")
-    short = isinstance(max_length, int) and max_length <= SHORT_STRING_MAX
-    if short or fmt or prop.get("pattern"):
-        return _input({**base, **limits, "type": "text", "value": default})
-    return format_html('<textarea{}>{}</textarea>',
-                       flatatt({**base, **limits, "rows": 4, "cols": 60}),
-                       "" if default is None else _text(default))
-
-
-def _number_bounds(prop: dict[str, Any], kind: str) -> dict[str, Any]:
-    """min/max/step attributes; exclusive bounds become inclusive ones for integers."""
-    bounds: dict[str, Any] = {"step": prop.get("multipleOf") or (1 if kind == "integer"
-                                                                 else "any")}
-    for attr, inclusive, exclusive, nudge in (("min", "minimum", "exclusiveMinimum", 1),
-                                              ("max", "maximum", "exclusiveMaximum", -1)):
-        if isinstance(prop.get(inclusive), int | float):
-            bounds[attr] = prop[inclusive]
-        elif isinstance(prop.get(exclusive), int | float):
-            # An HTML number input cannot exclude its bound; for integers it need not.
-            bounds[attr] = prop[exclusive] + nudge if kind == "integer" else prop[exclusive]
-    return {k: _text(v) for k, v in bounds.items()}
-
-
-def _choice_of_forms(prop: dict[str, Any], branches: list[Any], *, base: dict[str, Any],
-                     path: str, depth: int) -> SafeString:
-    """``anyOf`` of named choices and an object (fal's image_size): a select whose last
-    choice, "custom", reveals the object's own fields."""
-    enum_branch = next((b for b in branches if isinstance(b, dict)
-                        and isinstance(b.get("enum"), list)), None)
-    object_branch = next((b for b in branches if isinstance(b, dict)
-                          and _type(b) == "object"), None)
-    default = prop.get("default")
-    if enum_branch is None:
-        first = next((b for b in branches if isinstance(b, dict) and _type(b) != "null"), {})
-        merged = {**first, **{k: v for k, v in prop.items() if k not in ("anyOf", "oneOf")}}
-        return _control(merged, required=bool(base["required"]), path=path,
-                        input_id=base["id"], depth=depth)
-    if object_branch is None:
-        return _select(enum_branch["enum"], default, base=base, required=base["required"])
-    custom_label = ("custom size" if {"width", "height"} <= set(object_branch.get(
-        "properties") or {}) else "custom")
-    chosen = "custom" if isinstance(default, dict) else default
-    select = _select([*enum_branch["enum"], "custom"], chosen, base=base,
-                     required=base["required"], labels={"custom": custom_label})
-    custom = {**object_branch, "properties": {
-        name: ({**sub, "default": default[name]}
-               if isinstance(default, dict) and name in default and isinstance(sub, dict)
-               else sub)
-        for name, sub in (object_branch.get("properties") or {}).items()}}
-    return format_html(
-        '{}<fieldset class="module schema-custom" data-shown-when="custom">'
-        '<legend>{}</legend>{}</fieldset>',
-        select, custom_label, _fields(custom, prefix=path + ".", depth=depth + 1))
-
-
-def _select(choices: list[Any], default: Any, *, base: dict[str, Any], required: bool,
-            labels: dict[str, str] | None = None) -> SafeString:
-    labels = labels or {}
-    options = []
-    if not required and default is None:
-        options.append(format_html('<option value="">{}</option>', "—"))
-    for choice in choices:
-        value = _text(choice)
-        options.append(format_html('<option{}>{}</option>',
-                                   flatatt({"value": value, "selected": choice == default}),
-                                   labels.get(value, value)))
-    return format_html('<select{}>{}</select>', flatatt(base),
-                       format_html_join("", "{}", ((o,) for o in options)))
-
-
-def _input(attrs: dict[str, Any]) -> SafeString:
-    clean = {k: v for k, v in attrs.items() if v is not None}
-    return format_html("<input{}>", flatatt(clean))
+def _help(prop: dict[str, Any], extra: str = "") -> SafeString:
+    description = prop.get("description")
+    return escape(" ".join(t for t in (str(description) if description else "", extra) if t))
 
 
 def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
+    return value if isinstance(value, str) else _json(value)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _count(value: Any) -> int | None:
+    """A schema length or item count, if it is one."""
+    return value if isinstance(value, int) and not isinstance(value, bool) \
+        and value >= 0 else None
+
+
+def _number(value: Any) -> int | float | None:
+    """A schema bound, if it is one (and finite)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) \
+            and math.isfinite(value):
         return value
-    if isinstance(value, int | float):
-        return str(value)
-    return json.dumps(value)
+    return None
+
+
+# --- choices --------------------------------------------------------------------------------
+
+def _options(values: list[Any]) -> dict[str, Any]:
+    """Option value → the JSON value it stands for.
+
+    Strings stand for themselves; other values are written as JSON. Should two options
+    read the same (1 and "1"), or one be empty, every option is JSON, so none is lost.
+    """
+    texts = [_text(v) for v in values]
+    if len(set(texts)) < len(texts) or "" in texts:
+        texts = [_json(v) for v in values]
+    return dict(zip(texts, values, strict=True))
+
+
+def _key_of(options: dict[str, Any], value: Any) -> str | None:
+    if value is None:
+        return None
+    return next((key for key, option in options.items()
+                 if option is not CUSTOM and _json(option) == _json(value)), None)
+
+
+def _choice_field(options: dict[str, Any], initial_key: str | None, *,
+                  labels: dict[str, str] | None = None, required: bool,
+                  **common: Any) -> forms.TypedChoiceField:
+    """A select whose cleaned value is the option's JSON value (ints stay ints).
+
+    Without a default there is an empty first option: "(none)" leaves an optional
+    value to the model, "Choose…" makes the user pick a required one deliberately.
+    """
+    choices = [(key, (labels or {}).get(key, key)) for key in options]
+    if initial_key is None:
+        choices.insert(0, ("", "Choose…" if required else "(none)"))
+    return forms.TypedChoiceField(choices=choices, coerce=_coercion(options),
+                                  empty_value=None, required=required,
+                                  initial=initial_key, **common)
+
+
+def _coercion(options: dict[str, Any]) -> Callable[[str], Any]:
+    """Option value → JSON value; an unknown option is a ValueError, which Django reports
+    as an invalid choice (and counts as a change)."""
+    def coerce(key: str) -> Any:
+        try:
+            value = options[key]
+        except KeyError:
+            raise ValueError(key) from None
+        return NULL if value is None else value
+    return coerce
+
+
+# --- strings and URLs -----------------------------------------------------------------------
+
+class _ColorInput(forms.TextInput):
+    input_type = "color"
+
+
+def _string_field(prop: dict[str, Any], *, initial: Any, alt: str = "",
+                  **common: Any) -> forms.Field:
+    lengths: dict[str, Any] = {"min_length": _count(prop.get("minLength")),
+                               "max_length": _count(prop.get("maxLength"))}
+    fmt = prop.get("format")
+    string: forms.CharField
+    if fmt in ("uri", "url"):
+        string = _HttpURLField(**lengths, initial=initial, **common)
+    elif fmt == "image-url":
+        string = _ImageURLField(**lengths, initial=initial, alt=alt, **common)
+    else:
+        string = forms.CharField(**lengths, initial=initial, widget=_text_widget(prop),
+                                 **common)
+    pattern = prop.get("pattern")
+    if isinstance(pattern, str):
+        with_pattern = _pattern_validator(pattern, prop.get("examples"))
+        if with_pattern is not None:
+            string.validators.append(with_pattern)
+    return string
+
+
+def _text_widget(prop: dict[str, Any]) -> forms.Widget:
+    hint = prop.get("x-widget")
+    if hint == "color":
+        return _ColorInput()
+    max_length = _count(prop.get("maxLength"))
+    short = max_length is not None and max_length <= SHORT_STRING_MAX
+    if hint != "textarea" and (short or prop.get("format") or prop.get("pattern")):
+        return forms.TextInput()
+    return forms.Textarea(attrs={"rows": 4})
+
+
+def _pattern_validator(pattern: str, examples: Any) -> RegexValidator | None:
+    """The schema's ``pattern`` (searched, as JSON Schema does), said in words."""
+    try:
+        regex = re.compile(pattern)
+    except (re.error, OverflowError, RecursionError):
+        return None  # not a Python regex: the server's check has the last word
+    example = examples[0] if isinstance(examples, list) and examples else None
+    message = "Enter a value in the format this field expects" + (
+        f", for example {_text(example)}." if example is not None else ".")
+    return RegexValidator(regex, message=message, code="pattern")
+
+
+HTTP_URL_MESSAGE = "Enter a web address starting with http:// or https://."
+IMAGE_URL_MESSAGE = "Enter the image's web address (http:// or https://) or upload a file."
+
+
+class _HttpURLValidator(URLValidator):
+    """http(s) only, and only what the server's ``uri`` format accepts too."""
+
+    message = HTTP_URL_MESSAGE
+
+    def __init__(self) -> None:
+        super().__init__(schemes=["http", "https"])
+
+    def __call__(self, value: Any) -> None:
+        super().__call__(value)
+        if not _URI.fullmatch(value):
+            raise ValidationError(self.message, code=self.code)
+
+
+class _HttpURLField(forms.URLField):
+    default_validators = [_HttpURLValidator()]
+    default_error_messages = {"invalid": HTTP_URL_MESSAGE}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(assume_scheme="https", **kwargs)
+
+
+class _ImageURLInput(forms.URLInput):
+    """A URL box, or, once the value is an uploaded image carried over a re-rendered
+    form, a hidden input and a thumbnail, so the user need not pick the file again."""
+
+    def __init__(self, *, alt: str, attrs: dict[str, Any] | None = None) -> None:
+        super().__init__(attrs)
+        self.alt = alt
+
+    def render(self, name: str, value: Any, attrs: dict[str, Any] | None = None,
+               renderer: Any = None) -> SafeString:
+        if not _is_data_image(value):
+            return super().render(name, value, attrs, renderer)
+        hidden = forms.HiddenInput().render(name, value, renderer=renderer)
+        return format_html('{}<img class="preview-img" src="{}" alt="{}">',
+                           hidden, value, self.alt or "The uploaded image")
+
+
+class _ImageURLBoundField(BoundField):
+    """Holds a valid upload's data URI when the form is shown again (with errors
+    elsewhere). The control is then a hidden input, so it has no id to label."""
+
+    def value(self) -> Any:
+        upload = cast(_ImageURLField, self.field).upload_name
+        cleaned = getattr(self.form, "cleaned_data", None) or {}
+        return cleaned.get(upload) or super().value()
+
+    @property
+    def auto_id(self) -> str:
+        return "" if _is_data_image(self.value()) else super().auto_id
+
+
+class _ImageURLField(forms.URLField):
+    """An image's http(s) URL or ``data:image/…;base64,`` URI, as models accept them."""
+
+    default_validators = [RegexValidator(_IMAGE_URL, code="invalid")]
+    default_error_messages = {"invalid": IMAGE_URL_MESSAGE}
+    bound_field_class = _ImageURLBoundField
+
+    def __init__(self, *, alt: str, **kwargs: Any) -> None:
+        super().__init__(assume_scheme="https", widget=_ImageURLInput(alt=alt), **kwargs)
+        self.upload_name = ""
+
+
+def _is_data_image(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith("data:image/") \
+        and _IMAGE_URL.fullmatch(value) is not None
+
+
+# --- image uploads --------------------------------------------------------------------------
+
+class _ImageUploadField(forms.FileField):
+    """An uploaded image, checked with Pillow and cleaned to a data URI (what models take)."""
+
+    widget = forms.FileInput
+
+    def __init__(self, *, max_bytes: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_bytes = max_bytes
+        self.widget.attrs.update({"accept": ",".join(IMAGE_TYPES.values()),
+                                  "data-preview": True})
+
+    def clean(self, data: Any, initial: Any = None) -> Any:
+        upload = super().clean(data, initial)
+        return _data_uri(upload, max_bytes=self.max_bytes) if upload else None
+
+
+def _upload_cap(max_length: int | None) -> int:
+    """The largest file whose data URI still fits the property's ``maxLength``."""
+    if max_length is None:
+        return MAX_UPLOAD_BYTES
+    return max(0, min(MAX_UPLOAD_BYTES, (max_length - _DATA_URI_PREFIX) // 4 * 3))
+
+
+def _data_uri(upload: File, *, max_bytes: int) -> str:
+    if upload.size is None or upload.size > max_bytes:
+        raise ValidationError(f"The file is larger than {filesizeformat(max_bytes)}.",
+                              code="too_large")
+    raw = upload.read()
+    kind = _image_format(raw)
+    return f"data:{IMAGE_TYPES[kind]};base64,{base64.b64encode(raw).decode('ascii')}"
+
+
+def _image_format(raw: bytes) -> str:
+    """The image's format, once Pillow (trying the allowed formats only) has read it."""
+    unreadable = ValidationError("Upload a PNG, JPEG or WebP image; this file is not one "
+                                 "or is damaged.", code="invalid_image")
+    too_big = ValidationError(f"The image has more than {MAX_IMAGE_PIXELS // 1_000_000} "
+                              "megapixels; upload a smaller one.", code="too_many_pixels")
+    try:
+        with Image.open(io.BytesIO(raw), formats=list(IMAGE_TYPES)) as image:
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise too_big
+            image.verify()
+            kind = image.format or ""
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise too_big from None
+    except _UNREADABLE:
+        raise unreadable from None
+    if kind not in IMAGE_TYPES:
+        raise unreadable
+    return kind
+
+
+# --- numbers --------------------------------------------------------------------------------
+
+class _Above(BaseValidator):
+    message = "Ensure this value is greater than %(limit_value)s."
+    code = "exclusive_minimum"
+
+    def compare(self, a: Any, b: Any) -> bool:
+        return bool(a <= b)
+
+
+class _Below(BaseValidator):
+    message = "Ensure this value is less than %(limit_value)s."
+    code = "exclusive_maximum"
+
+    def compare(self, a: Any, b: Any) -> bool:
+        return bool(a >= b)
+
+
+class _MultipleOf(BaseValidator):
+    """JSON Schema's ``multipleOf``, computed as the server's validator (jsonschema) does."""
+
+    message = "Ensure this value is a multiple of %(limit_value)s."
+    code = "multiple_of"
+
+    def compare(self, a: Any, b: Any) -> bool:
+        if isinstance(b, float):
+            try:
+                quotient = a / b
+                return int(quotient) != quotient
+            except OverflowError:
+                return (Fraction(a) / Fraction(b)).denominator != 1
+        return bool(a % b)
+
+
+def _number_field(prop: dict[str, Any], *, integer: bool, initial: Any,
+                  **common: Any) -> forms.Field:
+    """Bounds as validators and min/max; exclusive integer bounds become inclusive."""
+    low, high = _number(prop.get("minimum")), _number(prop.get("maximum"))
+    above, below = _number(prop.get("exclusiveMinimum")), _number(prop.get("exclusiveMaximum"))
+    if integer:
+        low = _tighter(low, None if above is None else math.floor(above) + 1, max)
+        high = _tighter(high, None if below is None else math.ceil(below) - 1, min)
+        above = below = None
+    bounds: dict[str, Any] = {"min_value": low, "max_value": high}
+    number = (forms.IntegerField if integer else forms.FloatField)(
+        **bounds, initial=initial, **common)
+    step = _number(prop.get("multipleOf"))
+    step = step if step is not None and step > 0 else None
+    extra = [(above, _Above, "min", low), (below, _Below, "max", high)]
+    for bound, validator, attr, inclusive in extra:
+        if bound is not None:
+            number.validators.append(validator(bound))
+            if inclusive is None:
+                number.widget.attrs[attr] = bound
+    if step is not None:
+        number.validators.append(_MultipleOf(step))
+    number.widget.attrs["step"] = step if step is not None else (1 if integer else "any")
+    return number
+
+
+def _tighter(a: int | float | None, b: int | float | None, pick: Any) -> int | float | None:
+    return b if a is None else a if b is None else pick(a, b)
+
+
+# --- arrays and JSON ------------------------------------------------------------------------
+
+class _LinesField(forms.Field):
+    """An array of scalars, one per line, each cleaned by the field its item schema calls
+    for (so "3" becomes 3 for integers, and every URL is checked)."""
+
+    widget = forms.Textarea
+
+    def __init__(self, *, item: forms.Field, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.item = item
+        self.widget.attrs.setdefault("rows", 4)
+
+    def to_python(self, value: Any) -> list[Any] | None:
+        lines = [line.strip() for line in str(value or "").splitlines() if line.strip()]
+        values, problems = [], []
+        for number, line in enumerate(lines, start=1):
+            try:
+                values.append(self.item.clean(line))
+            except ValidationError as exc:
+                problems += [f"Line {number}: {message}" for message in exc.messages]
+        if problems:
+            raise ValidationError(problems)
+        return values or None
+
+    def prepare_value(self, value: Any) -> Any:
+        return "\n".join(_text(v) for v in value) if isinstance(value, list) else value
+
+
+def _line_items(prop: dict[str, Any]) -> dict[str, Any] | None:
+    """The item schema of an array asked one value per line (of strings or numbers)."""
+    items = prop.get("items")
+    if not isinstance(items, dict):
+        return None
+    items, _nullable = _collapse_nullable(items)
+    scalar = _type(items) in ("string", "integer", "number") or (
+        isinstance(items.get("enum"), list)
+        and all(isinstance(v, str | int | float) for v in items["enum"]))
+    return items if scalar and not (items.get("anyOf") or items.get("oneOf")) else None
+
+
+def _unique(values: list[Any]) -> None:
+    texts = [_json(v) for v in values]
+    if len(set(texts)) < len(texts):
+        raise ValidationError("Give each value once.", code="unique_items")
+
+
+def _lines_field(prop: dict[str, Any], items: dict[str, Any], common: dict[str, Any], *,
+                 initial: Any) -> _LinesField:
+    lines = _LinesField(item=_field(items, _type(items), {"required": True}, initial=None),
+                        **{**common, "help_text": _help(prop, "One value per line.")},
+                        initial=initial)
+    least, most = _count(prop.get("minItems")), _count(prop.get("maxItems"))
+    if least is not None:
+        lines.validators.append(MinLengthValidator(
+            least, message="Give at least %(limit_value)d values, one per line."))
+    if most is not None:
+        lines.validators.append(MaxLengthValidator(
+            most, message="Give at most %(limit_value)d values, one per line."))
+    if prop.get("uniqueItems") is True:
+        lines.validators.append(_unique)
+    return lines
+
+
+_JSON_SHAPES = {"object": (dict, 'a JSON object, e.g. {"key": "value"}'),
+                "array": (list, "a JSON array, e.g. [1, 2]")}
+
+
+class _JSONField(forms.JSONField):
+    """Free-form JSON; bad JSON is refused with the parser's own words and position."""
+
+    def __init__(self, *, shape: tuple[type, str] | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.shape = shape
+
+    def to_python(self, value: Any) -> Any:
+        try:
+            return super().to_python(value)
+        except ValidationError:
+            raise ValidationError(_json_problem(str(value)), code="invalid") from None
+
+    def validate(self, value: Any) -> None:
+        super().validate(value)
+        if self.shape and value is not None and not isinstance(value, self.shape[0]):
+            raise ValidationError(f"Enter {self.shape[1]}.", code="shape")
+
+
+def _json_problem(text: str) -> str:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        return (f"This is not valid JSON: {exc.msg} (line {exc.lineno}, "
+                f"column {exc.colno}).")
+    return "This is not valid JSON."
+
+
+def _json_field(prop: dict[str, Any], kind: str, common: dict[str, Any], *,
+                initial: Any) -> _JSONField:
+    shape = _JSON_SHAPES.get(kind)
+    hint = f"As {shape[1]}." if shape else "As JSON."
+    return _JSONField(shape=shape, **{**common, "help_text": _help(prop, hint)},
+                      initial=initial, widget=forms.Textarea(attrs={"rows": 4}))

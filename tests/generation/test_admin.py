@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from generation.models import AIModel, Job
-from generation.registry.forms import render_schema_form
+from generation.registry.forms import SchemaForm
 from generation.registry.openapi_import import import_input_schema
 from generation.registry.validation import check_schema
 from tests.conftest import Persona, make_persona
@@ -207,10 +207,13 @@ def test_preview_renders_one_control_per_property_in_field_order(console: Client
     html = page.content.decode()
     form = html[html.index('<form class="schema-preview"'):]
     controls = Controls(form[:form.index("</form>")]).by_name()
-    assert [n for n in controls if "." not in n] == [
+    assert [n for n in controls if "__" not in n] == [
         "prompt", "image_url", "image_size", "strength", "steps", "style", "raw", "caption"]
     assert controls["prompt"]["tag"] == "textarea" and "required" in controls["prompt"]
-    assert controls["image_url"]["type"] == "url" and "required" in controls["image_url"]
+    # An image is a URL or an upload: either will do, so neither control is required.
+    assert controls["image_url"]["type"] == "url" and "required" not in controls["image_url"]
+    assert (controls["image_url__upload"]["type"],
+            controls["image_url__upload"]["accept"]) == ("file", "image/png,image/jpeg,image/webp")
     assert controls["caption"] | {"options": []} == {
         "tag": "input", "type": "text", "name": "caption", "id": "pv-caption",
         "maxlength": "80", "value": "Summer sale", "options": []}
@@ -224,10 +227,12 @@ def test_preview_renders_one_control_per_property_in_field_order(console: Client
     size = controls["image_size"]
     assert [o["value"] for o in size["options"]] == ["square_hd", "landscape_4_3", "custom"]
     assert ">custom size</option>" in html
-    assert controls["image_size.width"]["min"] == "64"
-    assert 'label class="required" for="pv-prompt"' in html
-    assert '<div class="help">Skip post-processing.</div>' in html
-    assert ">Source image" in html
+    width = controls["image_size__width"]
+    assert (width["min"], width["data-shown-for"], width["data-shown-when"]) == (
+        "64", "image_size", "custom")
+    assert '<label for="pv-prompt" class="required">' in html
+    assert '<div class="helptext" id="pv-raw_helptext">Skip post-processing.</div>' in html
+    assert ">Source image:</label>" in html
 
 
 def test_change_page_embeds_a_disabled_preview_and_links_the_tools(console: Client) -> None:
@@ -254,13 +259,15 @@ def test_preview_escapes_everything_the_schema_says(console: Client) -> None:
 
 
 TEXT = st.one_of(st.text(max_size=8), st.sampled_from(
-    ["<script>", '"><svg onload=x>', "</textarea><i>", "x-order"]))
+    ["<script>", '"><svg onload=x>', "</textarea><i>", "x-order", "string", "integer",
+     "number", "boolean", "object", "array", "null", "uri", "image-url"]))
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
                     | TEXT, lambda inner: st.lists(inner, max_size=3)
                     | st.dictionaries(TEXT, inner, max_size=3), max_leaves=12)
 KEYWORDS = st.sampled_from(["type", "enum", "default", "anyOf", "oneOf", "title", "description",
                             "format", "minimum", "exclusiveMinimum", "maxLength", "items",
-                            "properties", "required", "x-order", "examples", "const"])
+                            "properties", "required", "x-order", "examples", "const",
+                            "pattern", "multipleOf", "x-widget"])
 PROPERTY = st.dictionaries(KEYWORDS, JSON, max_size=5)
 
 
@@ -268,8 +275,14 @@ PROPERTY = st.dictionaries(KEYWORDS, JSON, max_size=5)
 @given(properties=st.dictionaries(TEXT, PROPERTY, max_size=4), order=JSON)
 def test_preview_never_fails_or_emits_markup_from_any_schema(properties: Any,
                                                              order: Any) -> None:
-    html = render_schema_form({"type": "object", "properties": properties, "x-order": order})
-    assert "<script" not in html and "<svg" not in html and "<i>" not in html
+    schema = {"type": "object", "properties": properties, "x-order": order}
+    unbound = SchemaForm(schema)
+    # Bound too, every field given markup: errors and values are escaped as well.
+    bound = SchemaForm(schema, data=dict.fromkeys(unbound.fields, "<i>"))
+    if bound.is_valid():
+        bound.inputs()
+    for html in (unbound.as_div(), bound.as_div()):
+        assert "<script" not in html and "<svg" not in html and "<i>" not in html
 
 
 # --- 3. duplicate as new version -------------------------------------------------------------
