@@ -13,6 +13,7 @@ from pydantic import StringConstraints
 
 from brenia.errors import FieldProblem, InvalidInput, NotFound
 from brenia.schemas import ErrorOut, auth_user
+from generation.jobs.presenters import RatingState
 from generation.registry.documents import NUL_FREE
 from generation.registry.selectors import model_get
 from templates_app import brands, runs, selectors, services
@@ -112,6 +113,7 @@ class RunImageOut(Schema):
     format: str
     bytes: int
     sha256: str
+    rating: RatingState | None = Field(..., description="Your rating of the image, if any")
 
 
 class RunOutputOut(FormatOut):

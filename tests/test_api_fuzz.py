@@ -22,7 +22,8 @@ By hand, against ``make run``::
 
 Settings per operation are in ``tests/fuzz/schemathesis.toml`` (why, beside each): a
 template run is quoted (``dry_run``) rather than started, and the run and job
-operations get a real run's id and its job's.
+operations get a real run's id and its job's, the image operations its output's, and the
+brand kit operations a kit's.
 
 Exclusions: none among the documented operations. ``POST /api/webhooks/fal`` is not
 in the document (``include_in_schema=False``): fal signs each call with its own
@@ -56,8 +57,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # Reproducible: one seed, no example database. BRENIA_FUZZ_SEED explores another.
 SEED = int(os.environ.get("BRENIA_FUZZ_SEED", "20260131"))
 MAX_EXAMPLES = 25
-# The wall-clock bound of the whole schemathesis run (it takes about a minute).
-RUN_TIMEOUT = 150
+# The wall-clock bound of the whole schemathesis run: about two minutes for 25
+# operations on two busy cores, with room for a slower machine.
+RUN_TIMEOUT = 240
 
 # Whether a URL's host is public is for the network to say, not the document: the
 # API refuses internal addresses (422 url_not_allowed: "http://0" is 0.0.0.0) and
@@ -153,9 +155,12 @@ def fuzz_env(monkeypatch: pytest.MonkeyPatch, gemini_emulator: EmulatorThread) -
 @pytest.fixture
 def fuzz_run(fuzz_env: None, owner: Persona, live_fal: EmulatorThread,
              monkeypatch: pytest.MonkeyPatch) -> str:
-    """The seed templates, and one finished run of the owner's for the run operations."""
+    """The seed templates, and one finished run of the owner's for the run operations;
+    its output, rated, for the image operations; a brand kit for the brand kit ones."""
     from asgiref.sync import async_to_sync
 
+    from generation.jobs.services import image_rate
+    from templates_app.brands import brand_kit_save
     from templates_app.services import ad_template_seed, template_run_start
     from tests.conftest import run_background_work
 
@@ -163,8 +168,13 @@ def fuzz_run(fuzz_env: None, owner: Persona, live_fal: EmulatorThread,
     run, _ = template_run_start(user=owner.user, slug="discount-banner", formats=["leaderboard"],
                                 variables={"discount": "30% OFF", "product_name": "Lemonade"})
     async_to_sync(run_background_work)()
+    output = run.outputs.get()
+    image_rate(user=owner.user, image_id=output.image_id, score=4)
     monkeypatch.setenv("BRENIA_FUZZ_RUN_ID", str(run.pk))
     monkeypatch.setenv("BRENIA_FUZZ_JOB_ID", str(run.job_id))
+    monkeypatch.setenv("BRENIA_FUZZ_IMAGE_ID", str(output.image_id))
+    kit = brand_kit_save(owner=owner.user, name="Fuzz kit", palette=["#c2410c", "#1d1d28"])
+    monkeypatch.setenv("BRENIA_FUZZ_KIT_ID", str(kit.pk))
     return str(run.pk)
 
 

@@ -19,9 +19,18 @@ from brenia.errors import NotFound
 from brenia.schemas import ErrorOut, auth_user
 from generation.jobs import selectors, services
 from generation.jobs.events import await_job_end
-from generation.jobs.presenters import job_links, job_state
-from generation.models import TERMINAL_STATUSES, AIModel, JobStatus
+from generation.jobs.presenters import RatingState, job_links, job_state
+from generation.models import (
+    RATING_COMMENT_MAX,
+    RATING_MAX,
+    RATING_MIN,
+    TERMINAL_STATUSES,
+    AIModel,
+    ImageRating,
+    JobStatus,
+)
 from generation.registry import selectors as registry_selectors
+from generation.registry.documents import NUL_FREE
 from generation.registry.validation import HTTP_URL_REGEX, anchored
 
 router = Router(tags=["generation"])
@@ -98,6 +107,7 @@ class ImageOut(Schema):
     bytes: int
     sha256: str
     seed: int | None
+    rating: RatingState | None = Field(..., description="Your rating of the image, if any")
 
 
 class JobError(Schema):
@@ -352,6 +362,61 @@ def image_content(request: HttpRequest, image_id: str) -> HttpResponseBase:
     ext = name.rsplit(".", 1)[-1]
     response["Content-Disposition"] = f'inline; filename="{image.job_id}-{image.index}.{ext}"'
     return response
+
+
+def _check_whole_number(value: Any) -> Any:
+    # As JSON Schema reads "integer": 4.0 is 4; true, "4" and 4.5 are not integers
+    # (pydantic alone would take the first two).
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or (isinstance(value, float) and not value.is_integer()):
+        raise PydanticCustomError("int_type", "must be an integer")
+    return value
+
+
+class RatingIn(Schema):
+    model_config = {"extra": "forbid"}
+
+    score: Annotated[int, BeforeValidator(_check_whole_number)] = Field(
+        ..., ge=RATING_MIN, le=RATING_MAX, description="1 (worst) to 5 (best)")
+    comment: str = Field("", max_length=RATING_COMMENT_MAX, pattern=NUL_FREE)
+
+
+class RatingOut(Schema):
+    image: str
+    score: int
+    comment: str
+    updated_at: str
+
+
+def _rating_out(rating: ImageRating) -> dict[str, Any]:
+    return {"image": str(rating.image_id), "score": rating.score, "comment": rating.comment,
+            "updated_at": rating.updated_at.isoformat()}
+
+
+@router.get("/images/{image_id}/rating", url_name="image_rating",
+            response={200: RatingOut, 401: ErrorOut, 404: ErrorOut, 500: ErrorOut},
+            summary="Your rating of an image (404 if you have not rated it)")
+def get_image_rating(request: HttpRequest, image_id: str) -> Any:
+    return _rating_out(selectors.image_rating_get_for_user(user=auth_user(request),
+                                                           image_id=image_id))
+
+
+@router.put("/images/{image_id}/rating", url_name="image_rating",
+            response={200: RatingOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut,
+                      404: ErrorOut, 413: ErrorOut, 422: ErrorOut, 500: ErrorOut},
+            summary="Rate an image 1-5, or change your rating of it")
+def put_image_rating(request: HttpRequest, image_id: str, payload: RatingIn) -> Any:
+    return _rating_out(services.image_rate(user=auth_user(request), image_id=image_id,
+                                           score=payload.score, comment=payload.comment))
+
+
+@router.delete("/images/{image_id}/rating", url_name="image_rating",
+               response={204: None, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut,
+                         500: ErrorOut},
+               summary="Take back your rating of an image")
+def delete_image_rating(request: HttpRequest, image_id: str) -> Any:
+    services.image_rating_delete(user=auth_user(request), image_id=image_id)
+    return Status(204, None)
 
 
 class WebhookAck(Schema):

@@ -5,8 +5,34 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import reverse
+from typing_extensions import TypedDict  # pydantic reads only this one on Python 3.11
 
-from generation.models import Image, Job
+from generation.jobs.selectors import VIEWER_RATINGS
+from generation.models import Image, ImageRating, Job
+
+
+class RatingState(TypedDict):
+    """A rating as an image shows it: the score (1-5) and the comment."""
+
+    score: int
+    comment: str
+
+
+def rating_state(rating: ImageRating | None) -> RatingState | None:
+    return None if rating is None else {"score": rating.score, "comment": rating.comment}
+
+
+def _viewer_rating(image: Image) -> ImageRating | None:
+    """The rating of whoever is looking: prefetched by lists, one query per image else.
+
+    Lists prefetch the requesting user's (``selectors.image_rating_prefetch``). Without
+    it, the image's owner's: only the owner may see or rate an image, so they are the
+    same person.
+    """
+    prefetched: list[ImageRating] | None = getattr(image, VIEWER_RATINGS, None)
+    if prefetched is not None:
+        return prefetched[0] if prefetched else None
+    return ImageRating.objects.filter(image_id=image.pk, user__jobs=image.job_id).first()
 
 
 def image_state(image: Image) -> dict[str, Any]:
@@ -19,6 +45,7 @@ def image_state(image: Image) -> dict[str, Any]:
         "bytes": image.bytes,
         "sha256": image.sha256,
         "seed": image.seed,
+        "rating": rating_state(_viewer_rating(image)),
     }
 
 

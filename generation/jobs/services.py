@@ -18,12 +18,16 @@ from brenia.urlguard import check_public_url, check_webhook_url
 from generation.jobs.events import notify_job_event
 from generation.jobs.lifecycle import StoredImage, job_finish
 from generation.jobs.results import CheckedImage, store_image_sync
-from generation.jobs.selectors import job_get_for_user
+from generation.jobs.selectors import image_get_for_user, job_get_for_user
 from generation.jobs.tasks import apply_fal_webhook_task, job_cancel_dispatch, job_run_submit
 from generation.models import (
+    RATING_COMMENT_MAX,
+    RATING_MAX,
+    RATING_MIN,
     TERMINAL_STATUSES,
     AIModel,
     IllegalTransition,
+    ImageRating,
     Job,
     JobStatus,
     ModelKind,
@@ -246,3 +250,51 @@ def image_store(*, data: bytes, width: int, height: int, format: str,
     name = store_image_sync(checked)
     return StoredImage(name=name, sha256=checked.sha256, width=width, height=height,
                        format=checked.format, bytes=len(data), seed=seed)
+
+
+# Ratings: a user scores each of their images once (1-5); rating again replaces it.
+
+def _rating_problems(score: Any, comment: Any) -> list[FieldProblem]:
+    problems = []
+    if isinstance(score, bool) or not isinstance(score, int) \
+            or not RATING_MIN <= score <= RATING_MAX:
+        problems.append(FieldProblem(
+            "score", f"must be a whole number from {RATING_MIN} to {RATING_MAX}"))
+    if not isinstance(comment, str):
+        problems.append(FieldProblem("comment", "must be a string"))
+    elif len(comment) > RATING_COMMENT_MAX:
+        problems.append(FieldProblem(
+            "comment", f"must be at most {RATING_COMMENT_MAX} characters"))
+    elif "\x00" in comment:  # no database stores NUL
+        problems.append(FieldProblem("comment", "has characters that are not allowed"))
+    else:
+        try:
+            comment.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate, which JSON can carry
+            problems.append(FieldProblem("comment", "has characters that are not allowed"))
+    return problems
+
+
+def image_rate(*, user: Any, image_id: Any, score: int, comment: str = "") -> ImageRating:
+    """Rate one of ``user``'s images, or change their rating of it (one row per pair).
+
+    Another user's image is not found (404), and nothing is written. The model slug
+    and version are copied from the image, for ratings per model version.
+    """
+    image = image_get_for_user(user=user, image_id=image_id)
+    problems = _rating_problems(score, comment)
+    if problems:
+        raise InvalidInput("The rating has invalid fields.", errors=problems)
+    # update_or_create locks the row; two first ratings racing end as one (the
+    # unique constraint makes the loser read the winner's row, then update it).
+    rating, _created = ImageRating.objects.update_or_create(
+        image=image, user=user,
+        defaults={"score": score, "comment": comment, "model_slug": image.model_slug,
+                  "model_version": image.model_version})
+    return rating
+
+
+def image_rating_delete(*, user: Any, image_id: Any) -> None:
+    """Take back ``user``'s rating of one of their images; nothing if it was unrated."""
+    image = image_get_for_user(user=user, image_id=image_id)
+    ImageRating.objects.filter(image=image, user=user).delete()

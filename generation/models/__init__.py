@@ -3,10 +3,14 @@
 from generation.models.jobs import (
     ACTIVE_STATUSES,
     ALLOWED_FROM,
+    RATING_COMMENT_MAX,
+    RATING_MAX,
+    RATING_MIN,
     TERMINAL_STATUSES,
     AttemptOutcome,
     IllegalTransition,
     Image,
+    ImageRating,
     Job,
     JobAttempt,
     JobEvent,
@@ -15,7 +19,7 @@ from generation.models.jobs import (
 from generation.models.registry import AIModel, ModelKind, Provider
 
 __all__ = [
-    "ACTIVE_STATUSES", "ALLOWED_FROM", "TERMINAL_STATUSES", "AIModel", "AttemptOutcome",
-    "IllegalTransition", "Image", "Job", "JobAttempt", "JobEvent", "JobStatus", "ModelKind",
-    "Provider",
+    "ACTIVE_STATUSES", "ALLOWED_FROM", "RATING_COMMENT_MAX", "RATING_MAX", "RATING_MIN",
+    "TERMINAL_STATUSES", "AIModel", "AttemptOutcome", "IllegalTransition", "Image",
+    "ImageRating", "Job", "JobAttempt", "JobEvent", "JobStatus", "ModelKind", "Provider",
 ]

@@ -239,3 +239,41 @@ class Image(models.Model):
         return {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp",
                 "GIF": "image/gif"}.get(self.format.upper(), "application/octet-stream")
 
+
+
+RATING_MIN, RATING_MAX = 1, 5
+RATING_COMMENT_MAX = 2000
+
+
+class ImageRating(models.Model):
+    """One user's score (1-5) of one image, with an optional comment.
+
+    ``model_slug`` and ``model_version`` are copied from the image when it is rated,
+    so ratings aggregate per model version with no join (and survive registry edits).
+    A template's output is rated like any image; its template and version are reached
+    through the run that made it, which pins both.
+    """
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="ratings")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="image_ratings")
+    score = models.PositiveSmallIntegerField()
+    # At most RATING_COMMENT_MAX characters, checked by the service (and the API).
+    comment = models.TextField(blank=True)
+    model_slug = models.CharField(max_length=80)
+    model_version = models.CharField(max_length=40)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["image", "user"], name="rating_unique_per_user"),
+            models.CheckConstraint(
+                condition=models.Q(score__gte=RATING_MIN, score__lte=RATING_MAX),
+                name="rating_score_1_to_5"),
+        ]
+        indexes = [models.Index(fields=["model_slug", "model_version"])]
+
+    def __str__(self) -> str:
+        return f"{self.image_id} rated {self.score} by {self.user_id}"
