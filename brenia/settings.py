@@ -64,6 +64,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "django_filters",
+    "django_htmx",
     "brenia",
     "brenia.accounts",
     "generation",
@@ -81,6 +83,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -207,6 +210,9 @@ BRENIA_TRUSTED_RESULT_HOSTS = env_list("BRENIA_TRUSTED_RESULT_HOSTS")
 
 # --- storage ----------------------------------------------------------------------------
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or DATA_DIR / "media")
+# A form carries an uploaded product photo back as a data URI when it is shown again with
+# errors, and the API takes images as data URIs of up to 8 MB of text: room for both.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 MEDIA_URL = "/media/"
 STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "staticfiles"

@@ -12,7 +12,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 
-from brenia.errors import FieldProblem, InvalidInput
+from brenia.errors import FieldProblem, InvalidInput, NotFound
 from generation.registry.validation import nul_problems
 from templates_app.compose import FONTS, Brand, normalise_logo
 from templates_app.models import BrandKit
@@ -56,11 +56,15 @@ def brand_logo_store(*, data: bytes) -> str:
 def brand_kit_save(*, owner: Any, kit: BrandKit | None = None, name: str,
                    palette: list[str], heading_font: str = "inter", body_font: str = "inter",
                    tone: str = "", banned_words: list[str] | None = None,
-                   logo: bytes | None = None) -> BrandKit:
-    """Create (no ``kit``) or update a brand kit; a new ``logo`` replaces the old one."""
+                   logo: bytes | None = None, remove_logo: bool = False) -> BrandKit:
+    """Create (no ``kit``) or update a brand kit; a new ``logo`` replaces the old one and
+    ``remove_logo`` drops it. A dropped or replaced logo's file stays in storage: names are
+    content hashes that other kits and runs' snapshots (``TemplateRun.brand``) may share."""
     banned = banned_words or []
     problems = _brand_problems(palette=palette, heading_font=heading_font,
                                body_font=body_font, banned_words=banned)
+    if logo and remove_logo:
+        problems.append(FieldProblem("logo", "give a new logo or remove the logo, not both"))
     if not name.strip():
         problems.append(FieldProblem("name", "must not be empty"))
     problems += nul_problems(name, "name") + nul_problems(tone, "tone") + \
@@ -73,8 +77,19 @@ def brand_kit_save(*, owner: Any, kit: BrandKit | None = None, name: str,
     kit.heading_font, kit.body_font, kit.banned_words = heading_font, body_font, banned
     if logo_name:
         kit.logo.name = logo_name
+    elif remove_logo:
+        kit.logo.name = ""
     kit.save()
     return kit
+
+
+def brand_kit_delete(*, owner: Any, kit: BrandKit) -> None:
+    """Delete one of ``owner``'s kits. Runs made with it keep what they used: their
+    ``brand_kit`` goes NULL (``on_delete=SET_NULL``) while ``TemplateRun.brand`` holds the
+    snapshot, logo by storage name, so the logo file is deliberately left in storage."""
+    if kit.owner_id != owner.pk:
+        raise NotFound("There is no such brand kit.", code="brand_kit_not_found")
+    kit.delete()
 
 
 def brand_snapshot(kit: BrandKit | None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from django.core.files.storage import default_storage
 from django.urls import reverse
 
 from generation.jobs.presenters import image_state
+from generation.jobs.selectors import image_rating_prefetch
 from templates_app.compose import FORMATS
 from templates_app.models import AdTemplate, AdTemplateVersion, BrandKit, TemplateRun
 from templates_app.selectors import run_cost
@@ -54,7 +55,8 @@ def brand_kit_state(kit: BrandKit) -> dict[str, Any]:
 
 def run_state(run: TemplateRun) -> dict[str, Any]:
     steps = list(run.steps.select_related("job").order_by("order"))
-    outputs = {o.format: o for o in run.outputs.select_related("image")}
+    outputs = {o.format: o for o in run.outputs.select_related("image").prefetch_related(
+        image_rating_prefetch(user=run.user_id, through="image__"))}
     cost = run_cost(run)
     return {
         "id": str(run.pk),

@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models import QuerySet, Sum
 
 from brenia.errors import NotFound
-from generation.models import Job, JobStatus
+from generation.models import Job, JobEvent, JobStatus
 from templates_app import copywriting
 from templates_app.models import (
     AdTemplate,
@@ -99,3 +99,21 @@ def compose_step_ids_running() -> list[int]:
         kind=StepKind.COMPOSE, status=StepStatus.RUNNING,
         job__status__in=(JobStatus.QUEUED, JobStatus.SUBMITTED, JobStatus.IN_PROGRESS))
         .values_list("pk", flat=True))
+
+
+LOG_LINES_SHOWN = 200
+
+
+def run_step_activity(run: TemplateRun) -> dict[str, dict[str, Any]]:
+    """What each step's job has said: its log lines and its last queue ETA, by job id."""
+    activity: dict[str, dict[str, Any]] = {}
+    events = (JobEvent.objects.filter(job__parent=run.job, type__in=("queued", "in_progress"))
+              .order_by("job_id", "seq").values_list("job_id", "type", "payload"))
+    for job_id, kind, payload in events:
+        entry = activity.setdefault(str(job_id), {"logs": [], "eta_seconds": None})
+        if kind == "queued":
+            entry["eta_seconds"] = payload.get("eta_seconds")
+        entry["logs"] += [str(line) for line in payload.get("logs") or []]
+    for entry in activity.values():
+        entry["logs"] = entry["logs"][-LOG_LINES_SHOWN:]
+    return activity

@@ -22,6 +22,7 @@ from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 
 from brenia.urlguard import BlockedURL, check_public_url
+from generation.models import Image
 from generation.providers.base import (
     MalformedResponse,
     OutputImage,
@@ -156,3 +157,26 @@ def store_image_sync(image: CheckedImage) -> str:
 async def store_image(image: CheckedImage) -> str:
     """Save through Django storage; returns the storage name (idempotent)."""
     return await sync_to_async(store_image_sync, thread_sensitive=False)(image)
+
+
+THUMBNAIL_EDGE = 480
+
+
+def thumbnail_sync(image: Image) -> str:
+    """The storage name of a ≤480 px WebP of ``image``, made on first use and kept.
+
+    Named after the original's content hash, so every image with the same pixels
+    shares one thumbnail and a second request never decodes the original again.
+    """
+    name = f"thumbnails/{image.sha256[:2]}/{image.sha256}-{THUMBNAIL_EDGE}.webp"
+    if default_storage.exists(name):
+        return name
+    with default_storage.open(image.file.name, "rb") as handle, PILImage.open(handle) as source:
+        source.draft("RGB", (THUMBNAIL_EDGE, THUMBNAIL_EDGE))  # JPEG: decode at a smaller scale
+        picture = source.convert("RGBA" if "A" in source.getbands() else "RGB")
+    picture.thumbnail((THUMBNAIL_EDGE, THUMBNAIL_EDGE), PILImage.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    picture.save(buffer, "WEBP", quality=82, method=4)
+    if default_storage.exists(name):  # made meanwhile by another request
+        return name
+    return default_storage.save(name, ContentFile(buffer.getvalue()))

@@ -1,37 +1,26 @@
-"""Browser pages: a quick generate form and the live job page."""
+"""generation's pages: the live job page, the model playground, image thumbnails."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
-from django.contrib import messages
+from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 
 from brenia.errors import DomainError, NotFound
 from generation.jobs import selectors, services
 from generation.jobs.presenters import job_state
+from generation.jobs.results import thumbnail_sync
+from generation.models import ModelKind
 from generation.registry import selectors as registry_selectors
+from generation.registry.forms import SchemaForm
 
-
-@login_required
-def home(request: HttpRequest) -> HttpResponse:
-    models = list(registry_selectors.model_list_enabled().filter(kind="text-to-image"))
-    if request.method == "POST":
-        prompt = request.POST.get("prompt", "").strip()
-        slug = request.POST.get("model", "")
-        inputs: dict[str, Any] = {"prompt": prompt} if prompt else {}
-        try:
-            job, _ = services.job_create(user=request.user, model_slug=slug, inputs=inputs)
-        except DomainError as exc:
-            problems = "; ".join(f"{e.field.removeprefix('inputs.')} {e.problem}"
-                                 for e in exc.errors)
-            messages.error(request, f"{exc.message} {problems}".strip())
-        else:
-            return redirect("job_page", job_id=job.id)
-    jobs = list(selectors.job_list_for_user(user=request.user)[:12])
-    return render(request, "generation/home.html", {"models": models, "jobs": jobs})
+PLAYGROUND_JOBS = 10
 
 
 @login_required
@@ -40,7 +29,55 @@ def job_page(request: HttpRequest, job_id: str) -> HttpResponse:
         job = selectors.job_get_for_user(user=request.user, job_id=job_id)
     except NotFound:
         raise Http404("There is no such job.") from None
-    state = job_state(job)
     return render(request, "generation/job.html", {
-        "job": job, "state": state, "prompt": job.inputs.get("prompt", ""),
+        "job": job, "state": job_state(job), "prompt": job.inputs.get("prompt", ""),
     })
+
+
+@login_required
+def playground(request: HttpRequest) -> HttpResponse:
+    by_kind: dict[str, list[Any]] = defaultdict(list)
+    for model in registry_selectors.model_list_enabled().order_by("display_name"):
+        by_kind[ModelKind(model.kind).label].append(model)
+    jobs = list(selectors.job_list_for_user(user=request.user)
+                .filter(parent__isnull=True, model__isnull=False)[:PLAYGROUND_JOBS])
+    return render(request, "generation/playground.html", {
+        "groups": sorted(by_kind.items()), "jobs": jobs})
+
+
+@login_required
+def playground_model(request: HttpRequest, slug: str) -> HttpResponse:
+    """Any enabled model, its form generated from its input schema; runs go to the job page."""
+    model = registry_selectors.model_list_enabled().filter(slug=slug).first()
+    if model is None:
+        raise Http404("There is no such model.")
+    data = request.POST if request.method == "POST" else None
+    form = SchemaForm(model.input_schema, data, request.FILES or None)
+    problems: list[Any] = []
+    if request.method == "POST" and form.is_valid():
+        try:
+            job, _ = services.job_create(user=request.user, model_slug=model.slug,
+                                         inputs=form.inputs())
+        except DomainError as exc:
+            problems = form.add_problems(exc.errors, prefix="inputs")
+            if not exc.errors:
+                problems = [exc]
+        else:
+            return redirect("job_page", job_id=job.id)
+    return render(request, "generation/playground_model.html", {
+        "model": model, "form": form, "problems": problems,
+    }, status=422 if request.method == "POST" else 200)
+
+
+@login_required
+async def image_thumbnail(request: HttpRequest, image_id: str) -> HttpResponseBase:
+    """A small WebP of one of the user's images, for galleries (others' images: 404)."""
+    user = await request.auser()
+    try:
+        image = await sync_to_async(selectors.image_get_for_user)(user=user, image_id=image_id)
+    except NotFound:
+        raise Http404("There is no such image.") from None
+    name = await sync_to_async(thumbnail_sync, thread_sensitive=False)(image)
+    response = FileResponse(default_storage.open(name, "rb"), content_type="image/webp")
+    response["Cache-Control"] = "private, max-age=86400"
+    return response

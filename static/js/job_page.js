@@ -33,19 +33,76 @@
       caption.className = "muted";
       caption.textContent = `${image.width}×${image.height} ${image.format.toUpperCase()} · download`;
       link.append(caption);
-      box.append(link);
+      const figure = document.createElement("div");
+      figure.append(link, ratingBox(image));
+      box.append(figure);
     }
+  }
+
+  /* The same markup as templates_app/_rating.html, which ratings.js drives. */
+  function ratingBox(image) {
+    const score = image.rating ? image.rating.score : 0;
+    const box = document.createElement("div");
+    box.className = "rating-box";
+    box.dataset.rateImage = image.id;
+    box.dataset.rateUrl = `/api/images/${image.id}/rating`;
+    const stars = document.createElement("div");
+    stars.className = "rating";
+    stars.setAttribute("role", "group");
+    stars.setAttribute("aria-label", "Your rating");
+    for (let n = 1; n <= 5; n++) {
+      const star = document.createElement("button");
+      star.type = "button";
+      star.dataset.score = String(n);
+      star.setAttribute("aria-pressed", String(n <= score));
+      star.setAttribute("aria-label", `Rate ${n} of 5`);
+      star.title = `Rate ${n} of 5`;
+      star.textContent = "★";
+      stars.append(star);
+    }
+    const status = document.createElement("span");
+    status.className = "meta";
+    status.dataset.ratingStatus = "";
+    status.setAttribute("role", "status");
+    status.textContent = score ? `Rated ${score} of 5` : "Not rated yet";
+    stars.append(status);
+    const more = document.createElement("details");
+    const summary = document.createElement("summary");
+    summary.className = "meta";
+    summary.textContent = image.rating && image.rating.comment ? "Your comment" : "Add a comment";
+    const label = document.createElement("label");
+    label.htmlFor = `rating-comment-${image.id}`;
+    label.textContent = "Comment on this image";
+    const comment = document.createElement("textarea");
+    comment.id = label.htmlFor;
+    comment.dataset.ratingComment = "";
+    comment.maxLength = 2000;
+    comment.rows = 3;
+    comment.value = image.rating ? image.rating.comment : "";
+    const save = document.createElement("button");
+    save.type = "button";
+    save.className = "secondary";
+    save.dataset.ratingSave = "";
+    save.textContent = "Save comment";
+    const row = document.createElement("p");
+    row.append(save);
+    more.append(summary, label, comment, row);
+    box.append(stars, more);
+    return box;
   }
 
   function appendLogs(lines) {
     if (!lines || !lines.length) return;
     const logs = $("job-logs");
+    $("job-logs-toggle").hidden = false;  // no box at all until there is something to read
     logs.textContent += lines.join("\n") + "\n";
     logs.scrollTop = logs.scrollHeight;
   }
 
   function setProgress(value) {
-    $("job-progress-bar").style.width = `${Math.round((value || 0) * 100)}%`;
+    const bar = $("job-progress");
+    bar.value = Math.round((value || 0) * 100);
+    bar.textContent = `${bar.value} %`;
   }
 
   function showError(error) {

@@ -1,0 +1,1 @@
+"""The marketer's pages: home, template gallery and form, runs, images, brand kits."""
