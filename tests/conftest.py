@@ -193,7 +193,8 @@ class LiveBrenia:
         return self.processes[1] if len(self.processes) > 1 else None
 
 
-def child_env(fal: EmulatorThread, tmp: Path) -> dict[str, str]:
+def child_env(fal: EmulatorThread, tmp: Path,
+              gemini: EmulatorThread | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     env.update(_database_env())
     env.update({
@@ -203,6 +204,8 @@ def child_env(fal: EmulatorThread, tmp: Path) -> dict[str, str]:
         "BRENIA_POLL_INTERVAL": "0.1",
         "PYTHONUNBUFFERED": "1",
     })
+    if gemini is not None:
+        env.update({"GEMINI_API_KEY": GEMINI_TEST_KEY, "GEMINI_BASE_URL": gemini.base_url})
     return env
 
 
@@ -245,9 +248,9 @@ def live_fal(fal_emulator: EmulatorThread) -> EmulatorThread:
 
 @pytest.fixture
 def live_brenia(transactional_db: Any, seeded: None, live_fal: EmulatorThread,
-                tmp_path: Path) -> Iterator[LiveBrenia]:
+                gemini_emulator: EmulatorThread, tmp_path: Path) -> Iterator[LiveBrenia]:
     """daphne serving Brenia in its own process (plus a worker in the scale-out profile)."""
-    env = child_env(live_fal, tmp_path)
+    env = child_env(live_fal, tmp_path, gemini_emulator)
     logs = [tmp_path / "daphne.log"]
     processes: list[subprocess.Popen[bytes]] = []
     try:

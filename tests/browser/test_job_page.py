@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, WebSocketRoute, sync_playwright
+from playwright.sync_api import Browser, WebSocketRoute
 
 from generation.emulators.server import EmulatorThread
+from generation.models import ImageRating
+from tests.browser.conftest import assert_accessible, log_in
 from tests.conftest import LiveBrenia, Persona
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage"]
 
 # Records every status the page shows, so the test sees transitions, not just the end.
 RECORD_STATUSES = """
@@ -48,28 +44,6 @@ def live_fal() -> Iterator[EmulatorThread]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    # Playwright's sync API keeps an event loop on this thread, which Django's
-    # async-safety check mistakes for async code; the test itself is synchronous.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            yield browser
-            browser.close()
-    finally:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-
-
-def log_in(page: Page, live: LiveBrenia, persona: Persona) -> None:
-    page.goto(f"{live.url}/accounts/login/")
-    page.fill("input[name=username]", persona.user.username)
-    page.fill("input[name=password]", persona.password)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live.url}/")
-
-
 def test_job_page_shows_live_transitions_without_reload(live_brenia: LiveBrenia, owner: Persona,
                                                         browser: Browser) -> None:
     page = browser.new_page()
@@ -77,7 +51,11 @@ def test_job_page_shows_live_transitions_without_reload(live_brenia: LiveBrenia,
     navigations: list[str] = []
     page.on("framenavigated", lambda frame: navigations.append(frame.url))
     log_in(page, live_brenia, owner)
-    page.fill("textarea[name=prompt]", "Summer lemonade billboard, bold type")
+    page.goto(f"{live_brenia.url}/playground/")
+    assert_accessible(page)
+    page.click("text=FLUX.1 [schnell]")
+    assert_accessible(page)
+    page.fill("[name=prompt]", "Summer lemonade billboard, bold type")
     page.click("button[type=submit]")
     page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]+/$"))
     loads_before = len(navigations)
@@ -91,7 +69,15 @@ def test_job_page_shows_live_transitions_without_reload(live_brenia: LiveBrenia,
     image.wait_for()
     natural_width: Any = image.evaluate("img => img.naturalWidth")
     assert natural_width > 0  # the image really loaded through the owner-only link
-    assert page.locator("#job-logs").inner_text().strip() != ""
+    assert (page.locator("#job-logs").text_content() or "").strip() != ""
+    assert page.locator("#job-logs-toggle").is_visible()
+    assert not page.locator("#job-logs").is_visible()  # collapsed until asked for
+    assert_accessible(page)
+    page.locator("#job-images [data-score='5']").first.click()
+    page.wait_for_selector("#job-images [data-rating-status]:has-text('Rated 5 of 5')")
+    image_id = page.locator("#job-images [data-rate-image]").first.get_attribute(
+        "data-rate-image")
+    assert ImageRating.objects.get(image_id=image_id, user=owner.user).score == 5
     page.close()
 
 
@@ -99,7 +85,8 @@ def test_job_page_recovers_after_a_dropped_connection(live_brenia: LiveBrenia, o
                                                       browser: Browser) -> None:
     page = browser.new_page()
     log_in(page, live_brenia, owner)
-    page.fill("textarea[name=prompt]", "Discount banner, 30% off")
+    page.goto(f"{live_brenia.url}/playground/flux-schnell/")
+    page.fill("[name=prompt]", "Discount banner, 30% off")
     page.click("button[type=submit]")
     page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]+/$"))
     page.wait_for_selector("#connection[data-state=open]")
@@ -139,7 +126,8 @@ def test_job_page_catches_up_when_an_event_goes_missing(live_brenia: LiveBrenia,
     page = browser.new_page()
     page.route_web_socket(re.compile(r"/ws/jobs/"), relay)
     log_in(page, live_brenia, owner)
-    page.fill("textarea[name=prompt]", "Iced tea poster, pastel colours")
+    page.goto(f"{live_brenia.url}/playground/flux-schnell/")
+    page.fill("[name=prompt]", "Iced tea poster, pastel colours")
     page.click("button[type=submit]")
     page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]+/$"))
     page.wait_for_selector("#job-status[data-status=completed]", timeout=30_000)
