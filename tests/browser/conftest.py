@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from generation.emulators.server import EmulatorThread
 from tests.conftest import LiveBrenia, Persona
 
 CHROMIUM = "/usr/bin/chromium"
@@ -20,6 +21,19 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 # Vendored with its licence (MPL-2.0); the tests inject it into each page they check.
 AXE = Path(__file__).resolve().parent.parent / "vendor" / "axe-core" / "axe-4.11.1.min.js"
 BLOCKING_IMPACTS = ("serious", "critical")
+
+
+@pytest.fixture
+def live_fal() -> Iterator[EmulatorThread]:
+    """An emulator whose jobs wait and run for a human-sized moment, so pages are seen
+    in progress (queue, steps), not only finished."""
+    from generation.emulators.fal import FalEmulatorConfig, create_app
+
+    server = EmulatorThread(lambda: create_app(FalEmulatorConfig(
+        latency="fast", dispatch_s=1.0, inference_s=1.2)))
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, WebSocketRoute
 
-from generation.emulators.server import EmulatorThread
 from generation.models import ImageRating
 from tests.browser.conftest import assert_accessible, log_in
 from tests.conftest import LiveBrenia, Persona
@@ -30,18 +28,6 @@ document.addEventListener("DOMContentLoaded", () => {
   }).observe(el, {attributes: true, childList: true, characterData: true, subtree: true});
 });
 """
-
-
-@pytest.fixture
-def live_fal() -> Iterator[EmulatorThread]:
-    """A slower emulator, so queue and progress are visible for a human-sized moment."""
-    from generation.emulators.fal import FalEmulatorConfig, create_app
-
-    server = EmulatorThread(lambda: create_app(FalEmulatorConfig(
-        latency="fast", dispatch_s=1.2, inference_s=1.5)))
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_job_page_shows_live_transitions_without_reload(live_brenia: LiveBrenia, owner: Persona,

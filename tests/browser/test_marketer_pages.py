@@ -6,14 +6,12 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image as PILImage
 from playwright.sync_api import Browser, Page
 
-from generation.emulators.server import EmulatorThread
 from generation.models import ImageRating
 from templates_app.compose import FORMATS
 from templates_app.models import RunStatus, TemplateRun
@@ -39,18 +37,6 @@ document.addEventListener("DOMContentLoaded", () => {
                                                         attributes: true});
 });
 """
-
-
-@pytest.fixture
-def live_fal() -> Iterator[EmulatorThread]:
-    """Model steps that take a human-sized moment, so a run is seen in progress."""
-    from generation.emulators.fal import FalEmulatorConfig, create_app
-
-    server = EmulatorThread(lambda: create_app(FalEmulatorConfig(
-        latency="fast", dispatch_s=0.4, inference_s=0.8)))
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

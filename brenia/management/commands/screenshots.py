@@ -15,15 +15,14 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 from PIL import Image, ImageDraw
 
+from brenia.management.commands.serve import wait_ready
 from generation.registry.services import registry_seed
 from templates_app.brands import brand_kit_delete
 from templates_app.models import BrandKit, TemplateRun
@@ -90,7 +89,7 @@ class Command(BaseCommand):
         base = f"http://127.0.0.1:{port}"
         os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's loop on this thread
         try:
-            self._wait_ready(base, server)
+            wait_ready(base, server, seconds=90)
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM,
                                                      args=["--no-sandbox", "--disable-gpu"])
@@ -150,16 +149,3 @@ class Command(BaseCommand):
         page.emulate_media(color_scheme="dark")
         page.goto(f"{base}/")
         shot("home-dark")
-
-    def _wait_ready(self, base: str, server: subprocess.Popen[bytes]) -> None:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                raise CommandError("the server stopped during start-up")
-            try:
-                with urllib.request.urlopen(f"{base}/readyz", timeout=5) as response:  # noqa: S310
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.3)
-        raise CommandError(f"Brenia did not become ready at {base}")

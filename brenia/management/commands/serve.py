@@ -90,18 +90,7 @@ class Command(BaseCommand):
                               f"at {urls['gemini']}")
 
     def _wait_ready(self, base: str, daphne: subprocess.Popen[bytes]) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if daphne.poll() is not None:
-                raise CommandError("daphne stopped during start-up (see above)")
-            try:
-                with urllib.request.urlopen(f"{base}/readyz", timeout=5) as response:  # noqa: S310
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.3)
-        raise CommandError(f"Brenia did not become ready at {base}/readyz within 60 s")
+        wait_ready(base, daphne)
 
     def _banner(self, base: str) -> None:
         lines = [
@@ -128,3 +117,19 @@ class Command(BaseCommand):
                 child.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 child.kill()
+
+
+def wait_ready(base: str, server: subprocess.Popen[bytes], seconds: float = 60) -> None:
+    """Wait until ``base``/readyz answers 200; fail if ``server`` exits or time runs out."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise CommandError("the server stopped during start-up (see above)")
+        try:
+            with urllib.request.urlopen(f"{base}/readyz", timeout=5) as response:  # noqa: S310
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise CommandError(f"Brenia did not become ready at {base}/readyz within {seconds:.0f} s")
