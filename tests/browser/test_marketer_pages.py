@@ -25,10 +25,14 @@ RUN_URL = re.compile(r"/runs/[0-9a-f-]+/$")
 # A run page records every run status it shows (its live part is swapped as it goes).
 RECORD_RUN_STATUSES = """
 window.__runStatuses = [];
+window.__stepsSeenRunning = new Set();
 const record = () => {
   const el = document.getElementById("run-status");
   const last = window.__runStatuses[window.__runStatuses.length - 1];
   if (el && el.dataset.status !== last) window.__runStatuses.push(el.dataset.status);
+  for (const step of document.querySelectorAll("#run-steps li[data-status=running]")) {
+    window.__stepsSeenRunning.add(step.dataset.step);
+  }
 };
 document.addEventListener("DOMContentLoaded", () => {
   record();
@@ -105,6 +109,9 @@ def test_billboard_from_form_to_zip(site: LiveBrenia, owner: Persona, outsider: 
     assert len(navigations) == loads  # it got there live, without a reload
     statuses: list[str] = page.evaluate("window.__runStatuses")
     assert statuses[0] in ("queued", "running") and statuses[-1] == "completed", statuses
+    # Steps were seen moving on the page, each background painted live.
+    running: list[str] = page.evaluate("[...window.__stepsSeenRunning]")
+    assert any(key.startswith("background") for key in running), running
 
     tiles = page.locator("#run-outputs > li")
     assert sorted(tiles.evaluate_all("els => els.map(e => e.dataset.format)")) == [
@@ -166,6 +173,9 @@ def test_product_shot_upload_survives_a_reload_mid_run(site: LiveBrenia, owner: 
     page.wait_for_url(RUN_URL)
     page.wait_for_selector("#run-steps li[data-status=running]", timeout=30_000)
     page.reload()  # mid-run: the page picks up where the run is and goes on live
+    # And a dropped connection, if the run is still going once the feed is open.
+    page.wait_for_selector("#connection[data-state=open], #connection[data-state=done]")
+    page.evaluate("window.breniaRunFeed.simulateDrop()")
     assert wait_for_run_end(page) == "completed"
     assert page.locator("#run-outputs > li[data-format=square]").count() == 1
     run = TemplateRun.objects.get(user=owner.user)

@@ -108,8 +108,12 @@ async def test_run_page_zip_and_thumbnails(owner: Persona, outsider: Persona,
 
     response = await sync_to_async(browser.get)(f"/runs/{run.pk}/download.zip")
     assert response.status_code == 200 and response["Content-Type"] == "application/zip"
-    body = b"".join([chunk async for chunk in response.streaming_content])  # type: ignore[union-attr]
+    chunks = [chunk async for chunk in response.streaming_content]  # type: ignore[union-attr]
+    body = b"".join(chunks)
     assert int(response["Content-Length"]) == len(body)
+    # Streamed as it is built, a file read at a time: never the whole zip in one piece.
+    assert len(chunks) > 2 * len(body) // (256 * 1024)
+    assert max(len(chunk) for chunk in chunks) <= 64 * 1024 + 512
     archive = zipfile.ZipFile(io.BytesIO(body))
     sizes = {}
     for name in archive.namelist():
