@@ -131,3 +131,11 @@ def database_from_url(url: str) -> dict[str, Any]:
     # query string's options (sslmode, connect_timeout …) stay beside it.
     config["OPTIONS"] = {**config.get("OPTIONS", {}), "pool": {"min_size": 1, "max_size": 20}}
     return config
+
+
+def write_private(path: Any, text: str) -> None:
+    """Create ``path`` readable by its owner only, from the first byte (never chmod after:
+    in between, anyone could read it). Fails if it exists: a secret is never replaced."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)

@@ -22,13 +22,17 @@ from brenia.env import (
     env_list,
     env_str,
     env_url,
+    write_private,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 BRENIA_ENV = env_choice("BRENIA_ENV", "development", ("development", "production"))
 PRODUCTION = BRENIA_ENV == "production"
-DEBUG = env_bool("DEBUG", default=not PRODUCTION)
+# Off unless asked for: the debug page shows settings and tracebacks to anyone.
+DEBUG = env_bool("DEBUG", default=False)
+if DEBUG and PRODUCTION:
+    raise EnvError("DEBUG cannot be on when BRENIA_ENV=production")
 
 DATA_DIR = Path(env_str("BRENIA_DATA_DIR") or BASE_DIR / "data")
 
@@ -43,8 +47,7 @@ def _secret_key() -> str:
     key_file = DATA_DIR / "secret_key"
     if not key_file.exists():
         DATA_DIR.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
+        write_private(key_file, secrets.token_urlsafe(50))
     return key_file.read_text().strip()
 
 
@@ -66,6 +69,7 @@ INSTALLED_APPS = [
     "channels",
     "django_filters",
     "django_htmx",
+    "csp",
     "brenia",
     "brenia.accounts",
     "generation",
@@ -84,6 +88,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "brenia.csp.AdminInlineStylesMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -249,6 +255,37 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = PRODUCTION
+
+# --- transport security (production sits behind a TLS-terminating proxy) --------------
+if PRODUCTION:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("BRENIA_SSL_REDIRECT", default=True)
+    # Load balancers probe over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_HSTS_SECONDS = env_int("BRENIA_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("BRENIA_HSTS_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env_bool("BRENIA_HSTS_PRELOAD", default=True)
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# --- Content-Security-Policy (django-csp): only Brenia's own scripts, styles and sockets.
+# Images may also be data: (a carried upload) and blob: (an upload's preview). The API
+# docs page loads Swagger UI from its CDN, so it keeps Django's defaults only.
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/api/docs"],
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -118,7 +118,7 @@ class BrandKitAdmin(admin.ModelAdmin):
     def logo_thumbnail(self, kit: BrandKit) -> str:
         if not kit.logo:
             return "—"
-        return format_html('<img src="{}" alt="" style="max-height:32px">', kit.logo.url)
+        return format_html('<img src="{}" alt="" height="32">', kit.logo.url)
 
 
 class RunStepInline(admin.TabularInline):
@@ -144,7 +144,7 @@ class RunOutputInline(admin.TabularInline):
 
     @admin.display(description="Image")
     def thumbnail(self, output: RunOutput) -> str:
-        return format_html('<img src="{}" alt="{}" style="max-height:80px">',
+        return format_html('<img src="{}" alt="{}" height="80">',
                            output.image.file.url, output.format)
 
 

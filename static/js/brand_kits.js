@@ -14,7 +14,6 @@
     if (!picker || !use || !state) continue;
     const show = () => {
       state.textContent = use.checked ? picker.value : "Not used";
-      picker.style.opacity = use.checked ? "" : "0.4";
     };
     picker.addEventListener("input", () => { use.checked = true; show(); });
     use.addEventListener("change", show);

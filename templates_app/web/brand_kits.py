@@ -217,10 +217,9 @@ class BrandKitForm(forms.Form):
         for index in range(self.slot_count):
             colour, use = self[f"palette_{index}"], self[f"palette_{index}_use"]
             used = bool(use.value())
-            # Until the stylesheet has a rule for it, an unused picker is dimmed inline.
-            attrs: dict[str, str | bool] = {} if used else {"style": "opacity: .4"}
+            # An unused picker is dimmed by the stylesheet (no inline style: the CSP).
             slots.append({"index": index, "label": slot_label(index), "colour": colour,
-                          "colour_input": colour.as_widget(attrs=attrs),
+                          "colour_input": colour.as_widget(),
                           "use": use, "used": used, "value": colour.value() or "",
                           "errors": [*colour.errors, *use.errors]})
         return slots

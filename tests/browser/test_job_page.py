@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, WebSocketRoute
+from playwright.sync_api import Browser, Page, WebSocketRoute
 
 from generation.models import ImageRating
 from tests.browser.conftest import assert_accessible, log_in
@@ -31,8 +31,7 @@ document.addEventListener("DOMContentLoaded", () => {
 
 
 def test_job_page_shows_live_transitions_without_reload(live_brenia: LiveBrenia, owner: Persona,
-                                                        browser: Browser) -> None:
-    page = browser.new_page()
+                                                        page: Page) -> None:
     page.add_init_script(RECORD_STATUSES)
     navigations: list[str] = []
     page.on("framenavigated", lambda frame: navigations.append(frame.url))
@@ -64,12 +63,10 @@ def test_job_page_shows_live_transitions_without_reload(live_brenia: LiveBrenia,
     image_id = page.locator("#job-images [data-rate-image]").first.get_attribute(
         "data-rate-image")
     assert ImageRating.objects.get(image_id=image_id, user=owner.user).score == 5
-    page.close()
 
 
 def test_job_page_recovers_after_a_dropped_connection(live_brenia: LiveBrenia, owner: Persona,
-                                                      browser: Browser) -> None:
-    page = browser.new_page()
+                                                      page: Page) -> None:
     log_in(page, live_brenia, owner)
     page.goto(f"{live_brenia.url}/playground/flux-schnell/")
     page.fill("[name=prompt]", "Discount banner, 30% off")
@@ -79,7 +76,6 @@ def test_job_page_recovers_after_a_dropped_connection(live_brenia: LiveBrenia, o
     page.evaluate("window.breniaJobFeed.simulateDrop()")
     page.wait_for_selector("#job-status[data-status=completed]", timeout=30_000)
     page.locator("#job-images img").wait_for()
-    page.close()
 
 
 def test_job_page_catches_up_when_an_event_goes_missing(live_brenia: LiveBrenia, owner: Persona,
@@ -126,4 +122,3 @@ def test_job_page_catches_up_when_an_event_goes_missing(live_brenia: LiveBrenia,
     events = [e["seq"] for e in received if e["type"] != "snapshot"]
     final = max(events)
     assert page.evaluate("id => window.breniaJobFeed.lastSeq[id]", job_id) == final
-    page.close()

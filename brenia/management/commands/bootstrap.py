@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from brenia.env import write_private
 from generation.registry.services import registry_seed
 from templates_app.services import ad_template_seed
 
@@ -30,6 +31,7 @@ class Command(BaseCommand):
             json.loads(credentials_file.read_text()) if credentials_file.exists() else {}
         )
         users = get_user_model().objects
+        created_now: dict[str, str] = {}
         for username, is_admin in DEMO_ACCOUNTS:
             if users.filter(username=username).exists():
                 continue
@@ -40,8 +42,14 @@ class Command(BaseCommand):
             else:
                 users.create_user(username=username, password=password,
                                   email=f"{username}@example.com")
-            credentials[username] = password
-        credentials_file.write_text(json.dumps(credentials, indent=2))
-        credentials_file.chmod(0o600)
-        for username, password in credentials.items():
-            self.stdout.write(f"account: {username} / {password}")
+            credentials[username] = created_now[username] = password
+        if not created_now:
+            return
+        # Replaced whole, by a file that was private from its first byte.
+        fresh = credentials_file.with_suffix(".new")
+        fresh.unlink(missing_ok=True)
+        write_private(fresh, json.dumps(credentials, indent=2))
+        fresh.replace(credentials_file)
+        # Printed once, when made; afterwards they are only in the private file.
+        for username, password in created_now.items():
+            self.stdout.write(f"account: {username} / {password} (kept in {credentials_file})")

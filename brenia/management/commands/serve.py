@@ -67,6 +67,13 @@ class Command(BaseCommand):
                    if not env.get("FAL_KEY" if name == "fal" else "GEMINI_API_KEY")]
         if not missing:
             return
+        asked = {n.strip() for n in env.get("BRENIA_EMULATORS", "").split(",") if n.strip()}
+        if settings.PRODUCTION and not set(missing) <= asked:
+            # An emulator in production answers every call with a fake image, silently.
+            keys = " and ".join("FAL_KEY" if n == "fal" else "GEMINI_API_KEY" for n in missing)
+            raise CommandError(
+                f"BRENIA_ENV=production needs {keys}; to run with the built-in emulators "
+                f"instead, name them: BRENIA_EMULATORS={','.join(missing)}")
         argv = [sys.executable, "manage.py", "emulate", "--fal-port", "0", "--gemini-port", "0",
                 "--latency", latency]
         if len(missing) == 1:
@@ -102,8 +109,9 @@ class Command(BaseCommand):
         ]
         credentials = settings.DATA_DIR / "demo_credentials.json"
         if credentials.exists():
-            for username, password in json.loads(credentials.read_text()).items():
-                lines.append(f"  login      {username} / {password}")
+            # The passwords were printed when the accounts were made; not on every start.
+            names = " and ".join(json.loads(credentials.read_text()))
+            lines.append(f"  login      {names}: passwords in {credentials}")
         lines.append("  API key    .venv/bin/python manage.py create_api_key marketer")
         lines.append("Press Ctrl-C to stop.")
         self.stdout.write("\n".join(lines))
