@@ -21,11 +21,12 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.conf import settings  # noqa: E402
 
 from brenia.background import runner  # noqa: E402
+from brenia.body_limit import BodyLimit  # noqa: E402
 from generation.realtime.auth import ApiKeyAuthMiddleware  # noqa: E402
 from generation.realtime.urls import websocket_urlpatterns  # noqa: E402
 
 router = ProtocolTypeRouter({
-    "http": django_asgi_app,
+    "http": BodyLimit(django_asgi_app, limit=settings.BRENIA_MAX_BODY_BYTES),
     "websocket": AllowedHostsOriginValidator(
         ApiKeyAuthMiddleware(URLRouter(websocket_urlpatterns))),
 })

@@ -219,6 +219,8 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or DATA_DIR / "media")
 # A form carries an uploaded product photo back as a data URI when it is shown again with
 # errors, and the API takes images as data URIs of up to 8 MB of text: room for both.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
+# Every request body, files included, is refused past this before Django reads it (413).
+BRENIA_MAX_BODY_BYTES = env_int("BRENIA_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024)
 MEDIA_URL = "/media/"
 STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "staticfiles"
