@@ -21,8 +21,10 @@ PRODUCTION = {"BRENIA_ENV": "production", "SECRET_KEY": "x" * 40 + "-production-
 
 
 def manage(*args: str, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """manage.py in a fresh embedded checkout of its own (whatever profile the suite runs)."""
     clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("PYTEST", "DJANGO_", "DEBUG", "BRENIA_", "SECRET_KEY"))}
+             if not k.startswith(("PYTEST", "DJANGO_", "DEBUG", "BRENIA_", "SECRET_KEY",
+                                  "DATABASE_URL", "REDIS_URL", "AWS_", "MEDIA_ROOT"))}
     clean.update({"BRENIA_DATA_DIR": str(tmp_path / "data"),
                   "SQLITE_PATH": str(tmp_path / "db.sqlite3"), **env})
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=clean,
