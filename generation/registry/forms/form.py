@@ -26,27 +26,31 @@ from django.template.defaultfilters import filesizeformat
 
 from brenia.errors import FieldProblem
 from generation.registry.forms.fields import (
+    SCALARS,
+    choice_field,
+    choice_options,
+    json_field,
+    key_of,
+    property_field,
+)
+from generation.registry.forms.text import (
+    ImageUploadField,
+    ImageURLField,
+    string_field,
+    upload_cap,
+)
+from generation.registry.forms.values import (
     CUSTOM,
     MAX_DEPTH,
     MISSING,
     NULL,
     REQUIRED,
-    SCALARS,
     UPLOAD_SUFFIX,
-    ImageUploadField,
-    ImageURLField,
     as_text,
-    choice_field,
-    choice_options,
     collapse_nullable,
     count_of,
     help_html,
-    json_field,
     json_type,
-    key_of,
-    property_field,
-    string_field,
-    upload_cap,
 )
 
 
