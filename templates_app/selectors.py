@@ -74,8 +74,15 @@ def run_get_for_user(*, user: Any, run_id: Any) -> TemplateRun:
 
 def run_cost(run: TemplateRun) -> Decimal:
     """What every job of the run has cost so far (failed attempts included)."""
-    total = Job.objects.filter(parent=run.job).aggregate(total=Sum("cost"))["total"]
-    return Decimal(total or 0).quantize(Decimal("0.000001"))
+    return run_costs(job_ids={run.job_id}).get(run.job_id, Decimal("0.000000"))
+
+
+def run_costs(*, job_ids: set[Any]) -> dict[Any, Decimal]:
+    """``run_cost`` of many runs in one query, keyed by each run's (parent) job id."""
+    rows = (Job.objects.filter(parent_id__in=job_ids).order_by().values("parent_id")
+            .annotate(total=Sum("cost")))
+    return {row["parent_id"]: Decimal(row["total"] or 0).quantize(Decimal("0.000001"))
+            for row in rows}
 
 
 def run_copy(run: TemplateRun) -> dict[str, str]:

@@ -116,7 +116,7 @@ def job_finish(*, job: Job, status: str, error_code: str = "", error_message: st
         event_type = EVENT_TYPES[status]
         if status == JobStatus.COMPLETED:
             payload: dict[str, Any] = {
-                "status": status, "images": [image_state(row) for row in rows],
+                "status": status, "images": [image_state(row, new=True) for row in rows],
                 "text": (output or {}).get("text", ""), "cost": str(cost),
                 "currency": job.currency}
         elif status == JobStatus.CANCELLED:

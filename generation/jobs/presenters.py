@@ -35,7 +35,8 @@ def _viewer_rating(image: Image) -> ImageRating | None:
     return ImageRating.objects.filter(image_id=image.pk, user__jobs=image.job_id).first()
 
 
-def image_state(image: Image) -> dict[str, Any]:
+def image_state(image: Image, *, new: bool = False) -> dict[str, Any]:
+    """``new``: the image was made just now, so nobody has rated it (no query asks)."""
     return {
         "id": str(image.id),
         "url": reverse("api:image_content", kwargs={"image_id": image.id}),
@@ -45,7 +46,7 @@ def image_state(image: Image) -> dict[str, Any]:
         "bytes": image.bytes,
         "sha256": image.sha256,
         "seed": image.seed,
-        "rating": rating_state(_viewer_rating(image)),
+        "rating": None if new else rating_state(_viewer_rating(image)),
     }
 
 

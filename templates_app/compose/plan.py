@@ -14,6 +14,15 @@ from .text import Fitted, budget, fit
 # --- padding of shaped boxes, as a function of the type size -------------------------------
 
 
+def _aligned(low: int, high: int, size: int, *, start: bool, end: bool) -> int:
+    """Where a ``size`` long run begins in [low, high]: at the start, the end, or centred."""
+    if start:
+        return low
+    if end:
+        return high - size
+    return low + (high - low - size) // 2
+
+
 def _button_pad(size: int) -> tuple[int, int]:
     return round(0.95 * size), round(0.55 * size)
 
@@ -189,20 +198,10 @@ def _stack_up(
         spare = max(0, rh - sum(h for _, h in shapes))
         gaps = [math.floor(g * spare / sum(gaps)) for g in gaps] if sum(gaps) else gaps
         total = sum(h for _, h in shapes) + sum(gaps)
-    if stack.valign == "top":
-        y = ry0
-    elif stack.valign == "bottom":
-        y = ry1 - total
-    else:
-        y = ry0 + (rh - total) // 2
+    y = _aligned(ry0, ry1, total, start=stack.valign == "top", end=stack.valign == "bottom")
     out: list[Placed] = []
     for i, ((spec, font_key, f, _aw, _ah), (w, h)) in enumerate(zip(items, shapes, strict=True)):
-        if spec.align == "left":
-            x = rx0
-        elif spec.align == "right":
-            x = rx1 - w
-        else:
-            x = rx0 + (rw - w) // 2
+        x = _aligned(rx0, rx1, w, start=spec.align == "left", end=spec.align == "right")
         rect = (x, y, x + w, y + h)
         if spec.style == "button":
             px, py = _button_pad(f.size)

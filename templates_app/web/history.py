@@ -18,17 +18,17 @@ import django_filters
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Exists, OuterRef, Q, QuerySet, Sum
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
 from generation.jobs.presenters import image_state
 from generation.jobs.selectors import image_list_for_user
-from generation.models import Image, ImageRating, Job, ModelKind
+from generation.models import Image, ImageRating, ModelKind
 from generation.registry.selectors import model_list_enabled
 from templates_app.models import RunOutput
-from templates_app.selectors import ad_template_list_enabled
+from templates_app.selectors import ad_template_list_enabled, run_costs
 
 PER_PAGE = 24
 # The form variables the search reads (product names and copy), never the whole form:
@@ -109,14 +109,6 @@ class HistoryTile:
     link: str  # the run's page, or the job's
 
 
-def _run_costs(job_ids: set[Any]) -> dict[Any, Decimal]:
-    """``selectors.run_cost`` of many runs in one query, keyed by each run's job."""
-    rows = (Job.objects.filter(parent_id__in=job_ids).order_by().values("parent_id")
-            .annotate(total=Sum("cost")))
-    return {row["parent_id"]: Decimal(row["total"] or 0).quantize(Decimal("0.000001"))
-            for row in rows}
-
-
 def _money(value: Decimal | None, currency: str) -> str:
     """0.003000 as "0.003 USD", 1.5 as "1.50 USD": every digit that is not a trailing 0."""
     if value is None:
@@ -135,7 +127,7 @@ def _models_of(output: RunOutput) -> str:
 
 def _tiles(images: list[Image]) -> list[HistoryTile]:
     outputs = {image.pk: getattr(image, "run_output", None) for image in images}
-    costs = _run_costs({o.run.job_id for o in outputs.values() if o is not None})
+    costs = run_costs(job_ids={o.run.job_id for o in outputs.values() if o is not None})
     tiles = []
     for image in images:
         output = outputs[image.pk]
