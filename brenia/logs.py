@@ -3,7 +3,13 @@
 The request id comes from an incoming ``X-Request-ID`` header (when it looks sane)
 or is generated, is echoed back on the response, and travels with the request's
 context (contextvars follow ``sync_to_async`` and tasks), so every line logged while
-serving it carries the id. Jobs copy it so their lines can be traced back too.
+serving it carries the id. Jobs copy it so their lines can be traced back too: the
+runner and the webhook deliveries set it again from the job, in whichever process
+they run.
+
+Every request ends with one ``brenia.request`` line (method, path, status, time).
+daphne's own access log is written outside the request's context, so it cannot carry
+the id; this line can. The query string is left out: it may hold a token.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -19,10 +26,15 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
+from django.utils.encoding import escape_uri_path
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+request_logger = logging.getLogger("brenia.request")
+# Probes and static files come often and say little: their lines are DEBUG.
+QUIET_PREFIXES = ("/healthz", "/readyz", "/metrics", "/static/")
 
 
 def new_request_id(incoming: str | None = None) -> str:
@@ -78,14 +90,30 @@ class RequestIdMiddleware:
         # Not reset on the way out: Django logs a failed request's line after the
         # middleware has returned; the next request on this thread sets its own.
         request_id_var.set(new_request_id(request.headers.get("X-Request-ID")))
+        started = time.monotonic()
         response: HttpResponse = self.get_response(request)
         response["X-Request-ID"] = request_id_var.get()
+        log_request(request, response, started)
         return response
 
     async def _acall(self, request: HttpRequest) -> HttpResponse:
         # Under ASGI each request runs in a context of its own.
         request_id_var.set(new_request_id(request.headers.get("X-Request-ID")))
+        started = time.monotonic()
         get_response: Callable[[HttpRequest], Awaitable[HttpResponse]] = self.get_response
         response = await get_response(request)
         response["X-Request-ID"] = request_id_var.get()
+        log_request(request, response, started)
         return response
+
+
+def log_request(request: HttpRequest, response: HttpResponse, started: float) -> None:
+    """The request's one line: method, path (never the query), status and duration."""
+    duration_ms = round((time.monotonic() - started) * 1000)
+    # Percent-encoded again, so a path cannot start a forged line in the text format.
+    path = escape_uri_path(request.path)[:500]
+    level = logging.DEBUG if path.startswith(QUIET_PREFIXES) else logging.INFO
+    request_logger.log(level, "%s %s %d %d ms", request.method, path,
+                       response.status_code, duration_ms,
+                       extra={"method": request.method, "path": path,
+                              "status": response.status_code, "duration_ms": duration_ms})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from brenia.logs import request_id_var
 from generation.jobs.runner import JobRun
 from generation.models import Job
 from generation.providers.base import PermanentProviderError, ProviderError
@@ -24,6 +25,15 @@ async def fal_webhook_apply(*, event: dict[str, Any]) -> str:
         return "unknown_request"
     if job.is_terminal:
         return "already_final"
+    # Logged under the request id of the call that made the job, like its runner.
+    token = request_id_var.set(job.request_id or "-")
+    try:
+        return await _apply(job, event)
+    finally:
+        request_id_var.reset(token)
+
+
+async def _apply(job: Job, event: dict[str, Any]) -> str:
     run = JobRun(job)
     if event.get("status") == "OK":
         try:

@@ -20,3 +20,10 @@ def webhook_deliveries_for_user(*, user: Any, job_id: Any = None) -> QuerySet[We
 
 def webhook_deliveries_pending() -> QuerySet[WebhookDelivery]:
     return WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING)
+
+
+async def webhook_delivery_request_id(*, delivery_id: Any) -> str:
+    """The request id of the API call that created the delivery's job ("-" if none)."""
+    request_id = await WebhookDelivery.objects.filter(pk=delivery_id).values_list(
+        "job__request_id", flat=True).afirst()
+    return request_id or "-"

@@ -14,20 +14,27 @@ from datetime import timedelta
 from django.utils import timezone
 
 from brenia import background
+from brenia.logs import request_id_var
 from generation.outbound.delivery import webhook_delivery_attempt
-from generation.outbound.selectors import webhook_deliveries_pending
+from generation.outbound.selectors import webhook_deliveries_pending, webhook_delivery_request_id
 
 logger = logging.getLogger(__name__)
 
 
 @background.task("outbound.deliver_webhook", queue=background.WEBHOOKS)
 async def deliver_webhook_task(*, delivery_id: str) -> None:
+    # An attempt runs later than the API call that made its job, maybe in a worker
+    # process: it logs under that call's request id, so one id traces both.
+    token = request_id_var.set("-")
     try:
+        request_id_var.set(await webhook_delivery_request_id(delivery_id=delivery_id))
         wait = await webhook_delivery_attempt(delivery_id=delivery_id)
     except Exception:
         # Left pending: the recovery step submits it again once its claim expires.
         logger.exception("webhook delivery %s: attempt crashed", delivery_id)
         return
+    finally:
+        request_id_var.reset(token)
     if wait is not None:
         await background.asubmit(deliver_webhook_task,
                                  at=timezone.now() + timedelta(seconds=wait),

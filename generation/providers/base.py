@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -17,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from generation.models import AIModel, Job
+
+logger = logging.getLogger("generation.providers")
 
 
 class ProviderError(Exception):
@@ -139,3 +143,19 @@ def decode_data_uri(uri: str) -> bytes:
     except (binascii.Error, ValueError) as exc:
         raise MalformedResponse("The provider returned a corrupt data URI.",
                                 code="malformed_response") from exc
+
+
+def log_provider_call(*, provider: str, call: str, endpoint: str, started: float,
+                      request_id: str = "", outcome: str = "ok") -> None:
+    """One line per call to a provider: which call, which request, how it went, how long.
+
+    Never the input or the provider's message: both can echo the user's prompt, which
+    is logged at DEBUG at most. The line carries the job's request id from the context.
+    """
+    duration_ms = round((time.monotonic() - started) * 1000)
+    level = logging.INFO if outcome == "ok" else logging.WARNING
+    logger.log(level, "%s %s %s: request %s %s (%d ms)", provider, call, endpoint,
+               request_id or "-", outcome, duration_ms,
+               extra={"provider": provider, "call": call, "endpoint": endpoint,
+                      "provider_request_id": request_id, "outcome": outcome,
+                      "duration_ms": duration_ms})

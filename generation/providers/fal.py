@@ -7,10 +7,10 @@ The same code talks to the real queue and to the built-in emulator: only
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import math
 import re
+import time
 import weakref
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,7 @@ from generation.providers.base import (
     Queued,
     Running,
     TransientProviderError,
+    log_provider_call,
 )
 from generation.providers.fal_transport import FalAsyncClient
 
@@ -200,13 +201,20 @@ class FalProvider(Provider):
                       on_update: OnUpdate) -> ProviderResult:
         client = _client()
         app = job.called_model.endpoint_id
+        # Which call to fal is under way, for its log line (log_provider_call).
+        call, request_id, started = "submit", job.provider_request_id, time.monotonic()
         try:
-            if job.provider_request_id:
-                handle = await client.get_handle(app, job.provider_request_id)
+            if request_id:
+                call = "re-attach"
+                handle = await client.get_handle(app, request_id)
             else:
                 handle = await client.submit(app, job.provider_arguments,
                                              **self._submit_options(job))
+                request_id = handle.request_id
+                log_provider_call(provider=self.name, call=call, endpoint=app,
+                                  request_id=request_id, started=started)
                 await on_submitted(handle.request_id)
+            call, started = "status", time.monotonic()
             seen_logs = 0
             async for status in handle.iter_events(with_logs=True,
                                                    interval=settings.BRENIA_POLL_INTERVAL):
@@ -223,22 +231,33 @@ class FalProvider(Provider):
                     await on_update(Running(new_logs=new, progress=progress_from_logs(new)))
             # A failed request is COMPLETED too; its result replays the model's error
             # status and body, which classify_http_error sorts out.
+            call, started = "result", time.monotonic()
             output = await client.result(app, handle.request_id)
         except fal_client.client.FalClientHTTPError as exc:
             error = classify_http_error(exc)
+            log_provider_call(provider=self.name, call=call, endpoint=app,
+                              request_id=request_id, started=started, outcome=error.code)
             if isinstance(error, TransientProviderError) and _spent_by_fal_client(exc):
                 raise RetriedByFalClient(error.message, code=error.code,
                                          detail=error.detail) from exc
             raise error from exc
         except json.JSONDecodeError as exc:
+            log_provider_call(provider=self.name, call=call, endpoint=app,
+                              request_id=request_id, started=started,
+                              outcome="malformed_response")
             raise MalformedResponse("fal returned a result that is not JSON.",
                                     code="malformed_response") from exc
         except (httpx.TimeoutException, httpx.TransportError) as exc:
+            log_provider_call(provider=self.name, call=call, endpoint=app,
+                              request_id=request_id, started=started,
+                              outcome=f"unreachable: {exc.__class__.__name__}")
             # fal-client retries these, except a submit's timeout once start_timeout is set.
             unreachable = (RetriedByFalClient if _spent_by_fal_client(exc)
                            else TransientProviderError)
             raise unreachable(f"fal could not be reached: {exc.__class__.__name__}",
                               code="provider_unreachable") from exc
+        log_provider_call(provider=self.name, call=call, endpoint=app, request_id=request_id,
+                          started=started)
         return self.parse_output(output)
 
     def parse_output(self, output: Any) -> ProviderResult:
@@ -271,9 +290,14 @@ class FalProvider(Provider):
     async def cancel(self, *, job: Job) -> None:
         if not job.provider_request_id:
             return
-        # Already finished or gone: the job's own state decides, so errors are moot.
-        with contextlib.suppress(fal_client.client.FalClientHTTPError, httpx.HTTPError):
+        started, outcome = time.monotonic(), "ok"
+        try:
             await _client().cancel(job.called_model.endpoint_id, job.provider_request_id)
+        except (fal_client.client.FalClientHTTPError, httpx.HTTPError) as exc:
+            # Already finished or gone: the job's own state decides, so errors are moot.
+            outcome = exc.__class__.__name__
+        log_provider_call(provider=self.name, call="cancel", endpoint=job.called_model.endpoint_id,
+                          request_id=job.provider_request_id, started=started, outcome=outcome)
 
     def price(self, model: AIModel, sizes: list[tuple[int, int]]) -> Decimal:
         """Per image, plus per output megapixel rounded up per image (fal's billing)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import weakref
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,8 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from brenia.urlguard import BlockedURL, check_public_url
+from brenia.safe_http import FetchStopped, SafeClient
+from brenia.urlguard import BlockedURL
 from generation.providers.base import (
     MalformedResponse,
     OnSubmitted,
@@ -32,6 +34,7 @@ from generation.providers.base import (
     Running,
     TransientProviderError,
     decode_data_uri,
+    log_provider_call,
 )
 
 if TYPE_CHECKING:
@@ -65,6 +68,22 @@ def classify_api_error(exc: genai_errors.APIError) -> ProviderError:
     if code in TRANSIENT_CODES:
         return TransientProviderError(message, code=status, detail=exc.details)
     return PermanentProviderError(message, code=status, detail=exc.details)
+
+
+def _classify_call_error(exc: Exception) -> ProviderError | None:
+    """What a failed ``generate_content`` means for the job; None for a bug of ours."""
+    if isinstance(exc, genai_errors.APIError):
+        return classify_api_error(exc)
+    if isinstance(exc, genai_errors.UnknownApiResponseError):
+        return MalformedResponse("Gemini returned a response that is not JSON.",
+                                 code="malformed_response")
+    # google-genai uses its own httpx fork; its transport errors are matched by name.
+    if isinstance(exc, (httpx.TimeoutException, httpx.TransportError)) or \
+            exc.__class__.__name__ in ("ConnectError", "ReadTimeout", "ConnectTimeout",
+                                       "RemoteProtocolError", "ReadError"):
+        return TransientProviderError("Gemini could not be reached.",
+                                      code="provider_unreachable")
+    return None
 
 
 class GeminiProvider(Provider):
@@ -111,24 +130,20 @@ class GeminiProvider(Provider):
         for url in arguments.get("reference_image_urls", []) or []:
             contents.append(await _reference_part(url))
         config = self._config(arguments, is_text=is_text)
+        started = time.monotonic()
         try:
             response = await _client().aio.models.generate_content(
                 model=model.endpoint_id, contents=contents, config=config)
-        except genai_errors.APIError as exc:
-            raise classify_api_error(exc) from exc
-        except genai_errors.UnknownApiResponseError as exc:
-            raise MalformedResponse("Gemini returned a response that is not JSON.",
-                                    code="malformed_response") from exc
-        except (httpx.TimeoutException, httpx.TransportError) as exc:
-            raise TransientProviderError("Gemini could not be reached.",
-                                         code="provider_unreachable") from exc
         except Exception as exc:
-            # google-genai uses its own httpx fork; its transport errors land here.
-            if exc.__class__.__name__ in ("ConnectError", "ReadTimeout", "ConnectTimeout",
-                                          "RemoteProtocolError", "ReadError"):
-                raise TransientProviderError("Gemini could not be reached.",
-                                             code="provider_unreachable") from exc
-            raise
+            error = _classify_call_error(exc)
+            log_provider_call(provider=self.name, call="generate_content",
+                              endpoint=model.endpoint_id, started=started,
+                              outcome=error.code if error else exc.__class__.__name__)
+            if error is None:
+                raise
+            raise error from exc
+        log_provider_call(provider=self.name, call="generate_content",
+                          endpoint=model.endpoint_id, started=started)
         return self._parse(response, is_text=is_text, arguments=arguments)
 
     def _config(self, arguments: dict[str, Any], *, is_text: bool) -> types.GenerateContentConfig:
@@ -211,23 +226,41 @@ def _total_output_tokens(usage: types.GenerateContentResponseUsageMetadata | Non
     return (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)
 
 
+_reference_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SafeClient] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _reference_client() -> SafeClient:
+    """Reference images are the user's URLs: no host is trusted, every address checked."""
+    loop = asyncio.get_running_loop()
+    client = _reference_clients.get(loop)
+    if client is None:
+        client = _reference_clients[loop] = SafeClient(timeout=30)
+    return client
+
+
 async def _reference_part(url: str) -> types.Part:
-    """Fetch a user-supplied reference image through the URL guard."""
+    """Fetch a user-supplied reference image through the pinned client, capped in bytes
+    and in time."""
     if url.startswith("data:"):
         mime = url[5:url.index(";")] if ";" in url else "image/png"
         return types.Part.from_bytes(data=decode_data_uri(url), mime_type=mime)
     try:
-        await asyncio.to_thread(check_public_url, url, field="inputs.reference_image_urls")
+        fetched = await _reference_client().fetch(
+            "GET", url, field="inputs.reference_image_urls", max_bytes=MAX_REFERENCE_BYTES,
+            deadline=settings.BRENIA_DOWNLOAD_TIMEOUT)
     except BlockedURL as exc:
         raise PermanentProviderError("A reference image URL points to an internal address.",
                                      code="url_not_allowed") from exc
-    async with httpx.AsyncClient(timeout=30, follow_redirects=False) as http:
-        response = await http.get(url)
-    if response.status_code != 200 or len(response.content) > MAX_REFERENCE_BYTES:
+    except (FetchStopped, httpx.HTTPError) as exc:
+        raise PermanentProviderError(f"A reference image could not be fetched: {exc}",
+                                     code="reference_image_unavailable") from exc
+    if fetched.status_code != 200:  # a redirect too: Brenia does not follow them
         raise PermanentProviderError("A reference image could not be fetched.",
                                      code="reference_image_unavailable")
-    mime = response.headers.get("content-type", "image/png").split(";")[0]
-    return types.Part.from_bytes(data=response.content, mime_type=mime)
+    mime = fetched.headers.get("content-type", "image/png").split(";")[0]
+    return types.Part.from_bytes(data=fetched.body, mime_type=mime)
 
 
 ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from brenia import background
 from brenia.errors import Conflict, InvalidInput
+from brenia.logs import request_id_var
 from generation.jobs.lifecycle import (
     JobFinished,
     job_finish,
@@ -133,6 +134,16 @@ def template_run_advance(*, run_id: Any) -> None:
     run = TemplateRun.objects.select_related("job", "version").filter(pk=run_id).first()
     if run is None or run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
         return
+    # The steps' jobs (and every line logged here) keep the request id of the call
+    # that started the run, though they are made later in the background.
+    token = request_id_var.set(run.job.request_id or "-")
+    try:
+        _advance(run)
+    finally:
+        request_id_var.reset(token)
+
+
+def _advance(run: TemplateRun) -> None:
     if run.job.status == JobStatus.CANCELLED:
         _run_cancel_steps(run)
         return
