@@ -101,10 +101,20 @@ def env_url(name: str, default: str = "", *, schemes: tuple[str, ...] = ("http",
     value = os.environ.get(name) or default
     if not value:
         return ""
-    parts = urlsplit(value)
-    if parts.scheme not in schemes or not parts.netloc:
-        raise EnvError(f"{name} must be a URL with scheme {'/'.join(schemes)}, got {value!r}")
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # an unclosed [ in the host
+        parts = None
+    if parts is None or parts.scheme not in schemes or not parts.netloc:
+        raise EnvError(f"{name} must be a URL with scheme {'/'.join(schemes)}, "
+                       f"got {without_credentials(value)!r}")
     return value
+
+
+def without_credentials(url: str) -> str:
+    """``url`` for a message: anything up to its last ``@`` may be a user and password
+    (REDIS_URL, DATABASE_URL), so only the part after it is shown."""
+    return "…@" + url.rsplit("@", 1)[1] if "@" in url else url
 
 
 def database_from_url(url: str) -> dict[str, Any]:
@@ -114,7 +124,10 @@ def database_from_url(url: str) -> dict[str, Any]:
     and turns the query string into connection OPTIONS (``?sslmode=require``).
     Messages name the variable but never echo the URL, which holds the password.
     """
-    scheme = urlsplit(url).scheme
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError:  # an unclosed [ in the host; the message must not echo the URL
+        raise EnvError("DATABASE_URL is not a valid URL") from None
     if scheme not in ("postgres", "postgresql"):
         raise EnvError("DATABASE_URL must start with postgres:// or postgresql://, "
                        f"got {scheme + '://' if scheme else 'no scheme'}")

@@ -41,6 +41,14 @@ def user_for_api_key(raw: str) -> AbstractBaseUser | None:
 class ApiKeyAuth(HttpBearer):
     """``Authorization: Bearer <key>``."""
 
+    def __call__(self, request: HttpRequest) -> Any:
+        # ninja's own version logs the whole header, the key in it, when its scheme is
+        # not Bearer and DEBUG is on ("Token <key>" is a common mistake): not this one.
+        scheme, _, token = request.headers.get(self.header, "").partition(" ")
+        if scheme.lower() != self.openapi_scheme:
+            return None
+        return self.authenticate(request, token)
+
     def authenticate(self, request: HttpRequest, token: str) -> Any:
         user = user_for_api_key(token)
         if user is not None:
