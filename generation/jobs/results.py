@@ -1,18 +1,17 @@
 """Turning a provider's output images into stored, verified files.
 
-Each image is fetched with a size limit, decoded by Pillow (a non-image or a
-decompression bomb is an error, not a crash) and saved through Django storage
-under a content-addressed name, so saving the same image twice writes one file.
+Each image is fetched through Brenia's pinned client (``brenia.safe_http``) with a
+size limit and a deadline, decoded by Pillow (a non-image or a decompression bomb
+is an error, not a crash) and saved through Django storage under a
+content-addressed name, so saving the same image twice writes one file.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
 import warnings
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import httpx
 from asgiref.sync import sync_to_async
@@ -21,7 +20,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 
-from brenia.urlguard import BlockedURL, check_public_url
+from brenia.safe_http import ResponseTooLarge, ResponseTooSlow, SafeClient
+from brenia.urlguard import BlockedURL
 from generation.models import Image
 from generation.providers.base import (
     MalformedResponse,
@@ -49,75 +49,37 @@ class CheckedImage:
         return f"images/{self.sha256[:2]}/{self.sha256[2:4]}/{self.sha256}.{ext}"
 
 
-def trusted_result_hosts() -> frozenset[str]:
-    """Provider base addresses configured by the operator, plus the explicit list."""
-    hosts = set(settings.BRENIA_TRUSTED_RESULT_HOSTS)
-    for base in (settings.FAL_QUEUE_URL, settings.GEMINI_BASE_URL):
-        parts = urlsplit(base)
-        if parts.hostname:
-            hosts.add(f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname)
-    return frozenset(hosts)
+async def fetch_image_bytes(image: OutputImage, *, client: SafeClient) -> bytes:
+    """The bytes of a result image: inline, a data URI, or fetched through ``client``.
 
-
-def _is_trusted(url: str, trusted: frozenset[str]) -> bool:
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        return False  # a malformed port: let the full check refuse it
-    host = parts.hostname
-    if not host:
-        return False
-    return host in trusted or (port is not None and f"{host}:{port}" in trusted)
-
-
-async def check_result_url(url: str) -> None:
-    """Raise BlockedURL unless ``url`` is one Brenia may fetch a result image from.
-
-    Resolving a host blocks, so it never happens on the event loop: most result links
-    are on a configured provider host, which is trusted without resolving (the check
-    then only looks at the URL's shape), and any other host is resolved in a thread.
+    ``client`` (``runner.download_client()``) trusts the configured provider hosts and
+    checks every other address at connect time; the download is capped in bytes
+    (``BRENIA_MAX_DOWNLOAD_BYTES``) and in total time (``BRENIA_DOWNLOAD_TIMEOUT``).
     """
-    trusted = trusted_result_hosts()
-    if _is_trusted(url, trusted):
-        check_public_url(url, field="image_url", allowed_hosts=trusted)
-        return
-    await asyncio.to_thread(check_public_url, url, field="image_url", allowed_hosts=trusted)
-
-
-async def fetch_image_bytes(image: OutputImage, *, client: httpx.AsyncClient) -> bytes:
     if image.data is not None:
         return image.data
     if image.url.startswith("data:"):
         return decode_data_uri(image.url)
     try:
-        await check_result_url(image.url)
+        fetched = await client.fetch("GET", image.url, field="image_url",
+                                     max_bytes=settings.BRENIA_MAX_DOWNLOAD_BYTES,
+                                     deadline=settings.BRENIA_DOWNLOAD_TIMEOUT)
     except BlockedURL as exc:
         raise MalformedResponse("The provider returned an image link Brenia will not fetch.",
                                 code="blocked_result_url") from exc
-    limit = settings.BRENIA_MAX_DOWNLOAD_BYTES
-    try:
-        async with client.stream("GET", image.url, follow_redirects=False) as response:
-            if response.status_code >= 500 or response.status_code == 429:
-                raise TransientProviderError(
-                    f"Downloading the result failed with {response.status_code}.",
-                    code="download_failed")
-            if response.status_code != 200:
-                raise MalformedResponse(
-                    f"Downloading the result failed with {response.status_code}.",
-                    code="download_failed")
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    raise MalformedResponse("The result image is larger than allowed.",
-                                            code="result_too_large")
-                chunks.append(chunk)
-    except (httpx.TimeoutException, httpx.TransportError) as exc:
+    except ResponseTooLarge as exc:
+        raise MalformedResponse("The result image is larger than allowed.",
+                                code="result_too_large") from exc
+    except (ResponseTooSlow, httpx.TimeoutException, httpx.TransportError) as exc:
         raise TransientProviderError("The result image could not be downloaded.",
                                      code="download_failed") from exc
-    return b"".join(chunks)
+    if fetched.status_code >= 500 or fetched.status_code == 429:
+        raise TransientProviderError(
+            f"Downloading the result failed with {fetched.status_code}.", code="download_failed")
+    if fetched.status_code != 200:  # a redirect too: Brenia does not follow them
+        raise MalformedResponse(
+            f"Downloading the result failed with {fetched.status_code}.", code="download_failed")
+    return fetched.body
 
 
 def check_image(data: bytes) -> CheckedImage:

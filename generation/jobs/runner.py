@@ -16,7 +16,6 @@ import traceback
 import weakref
 from typing import Any
 
-import httpx
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -25,6 +24,7 @@ from django.utils import timezone
 
 from brenia.logs import request_id_var
 from brenia.retries import Backoff
+from brenia.safe_http import SafeClient
 from generation.jobs.events import anotify_job_event, apublish
 from generation.jobs.lifecycle import StoredImage, job_finish
 from generation.jobs.results import check_image, fetch_image_bytes, store_image
@@ -48,6 +48,7 @@ from generation.providers.base import (
     TransientProviderError,
     Update,
 )
+from generation.providers.hosts import trusted_result_hosts
 
 logger = logging.getLogger(__name__)
 
@@ -66,17 +67,20 @@ def worth_retrying(exc: Exception) -> bool:
             and not exc.retried_by_client)
 
 
-_download_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+_download_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SafeClient] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def download_client() -> httpx.AsyncClient:
-    """One client per event loop: building one per job costs ~25 ms of CPU (TLS setup)."""
+def download_client() -> SafeClient:
+    """The client result images are fetched with: the configured provider hosts are
+    trusted, every other address is checked as it is connected to. One per event loop:
+    building one per job costs ~25 ms of CPU (TLS setup)."""
     loop = asyncio.get_running_loop()
     client = _download_clients.get(loop)
     if client is None:
-        client = _download_clients[loop] = httpx.AsyncClient(timeout=60.0)
+        client = _download_clients[loop] = SafeClient(trusted_hosts=trusted_result_hosts,
+                                                      timeout=60.0)
     return client
 
 

@@ -8,13 +8,14 @@ it, and the claim pushes the due time past the attempt's own timeout, so an
 attempt whose process died is made again later. Delivery is at least once;
 receivers dedupe on ``delivery_id``.
 
-The URL is checked against internal addresses right before every attempt (its
-DNS may have changed since the job was created); redirects are not followed.
+Every attempt goes through Brenia's pinned client (``brenia.safe_http``): the
+receiver's addresses are checked as it is connected to (its DNS may have changed
+since the job was created), only the start of its answer is read, and redirects
+are not followed.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -29,7 +30,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from brenia.retries import Backoff
-from brenia.urlguard import BlockedURL, check_webhook_url
+from brenia.safe_http import ResponseTooSlow, SafeClient
+from brenia.urlguard import UNRESOLVED, BlockedURL, webhook_allowed_hosts
 from generation.outbound.models import (
     DeliveryStatus,
     WebhookAttempt,
@@ -95,14 +97,6 @@ async def webhook_delivery_attempt(*, delivery_id: Any) -> float | None:
 
 
 async def _send(delivery: WebhookDelivery, number: int) -> Outcome:
-    try:
-        await asyncio.to_thread(check_webhook_url, delivery.url)
-    except BlockedURL as exc:
-        problem = exc.errors[0].problem if exc.errors else "is not allowed"
-        # A name that does not resolve now may later (a DNS outage): retried, but not
-        # sent now, since what it resolves to at connect time would go unchecked.
-        return Outcome(error=f"Not sent: the webhook URL {problem}.",
-                       permanent=problem != "host does not resolve")
     secret = await database_sync_to_async(webhook_secret_get_or_create)(
         user_id=delivery.job.user_id)
     body = json.dumps({**delivery.payload, "delivery_id": str(delivery.pk), "attempt": number},
@@ -119,35 +113,30 @@ async def _send(delivery: WebhookDelivery, number: int) -> Outcome:
     timeout = float(settings.BRENIA_WEBHOOK_TIMEOUT)
     started = time.monotonic()
     try:
-        # httpx's timeout bounds each read; asyncio's bounds the whole exchange, so a
-        # receiver that trickles bytes cannot outlast the attempt's claim.
-        async with (
-            asyncio.timeout(timeout),
-            httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client,
-            client.stream("POST", delivery.url, content=body, headers=headers) as response,
-        ):
-            excerpt = await _read_excerpt(response)
-    except (httpx.TimeoutException, TimeoutError):
+        # The deadline bounds the whole exchange, so a receiver that trickles bytes
+        # cannot outlast the attempt's claim. The address is checked as it is connected
+        # to (its DNS may have changed since the job was created).
+        async with SafeClient(trusted_hosts=webhook_allowed_hosts(), timeout=timeout) as client:
+            response = await client.fetch("POST", delivery.url, field="webhook_url",
+                                          content=body, headers=headers,
+                                          max_bytes=ERROR_EXCERPT, deadline=timeout, cut=True)
+    except BlockedURL as exc:
+        problem = exc.errors[0].problem if exc.errors else "is not allowed"
+        # A name that does not resolve now may later (a DNS outage): retried.
+        return Outcome(error=f"Not sent: the webhook URL {problem}.",
+                       permanent=problem != UNRESOLVED)
+    except (httpx.TimeoutException, ResponseTooSlow):
         return Outcome(error=f"No answer within {timeout:g} s.", duration_ms=_ms(started))
     except httpx.HTTPError as exc:
         return Outcome(error=f"Could not connect: {exc.__class__.__name__}: {exc}"[:2000],
                        duration_ms=_ms(started))
+    excerpt = response.body[:ERROR_EXCERPT].decode("utf-8", "replace").strip()
     code = response.status_code
     error = ""
     if not 200 <= code < 300:
         note = " (redirects are not followed)" if 300 <= code < 400 else ""
         error = f"HTTP {code}{note}" + (f": {excerpt}" if excerpt else "")
     return Outcome(status_code=code, error=error, duration_ms=_ms(started))
-
-
-async def _read_excerpt(response: httpx.Response) -> str:
-    """The start of the receiver's answer, for the operator; the rest is not read."""
-    data = b""
-    async for chunk in response.aiter_bytes():
-        data += chunk
-        if len(data) >= ERROR_EXCERPT:
-            break
-    return data[:ERROR_EXCERPT].decode("utf-8", "replace").strip()
 
 
 def _ms(started: float) -> int:

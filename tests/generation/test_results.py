@@ -19,6 +19,7 @@ import pytest
 from PIL import Image as PILImage
 
 from generation.jobs.results import fetch_image_bytes
+from generation.jobs.runner import download_client
 from generation.providers.base import MalformedResponse, OutputImage
 
 
@@ -93,22 +94,21 @@ async def test_a_trusted_result_host_is_fetched_without_resolving_it_for_the_che
     connection_only = len(resolutions.calls)  # what httpx's own connect resolves
     resolutions.calls.clear()
 
-    async with httpx.AsyncClient() as client:
-        data = await fetch_image_bytes(OutputImage(url=url), client=client)
+    data = await fetch_image_bytes(OutputImage(url=url), client=download_client())
 
     assert data == PNG
     assert resolutions.hosts_on(loop_thread) == []
-    assert len(resolutions.calls) == connection_only  # none for the link check
+    assert len(resolutions.calls) == connection_only  # one, for the connection itself
 
 
 async def test_an_untrusted_result_host_is_resolved_off_the_loop_and_still_refused(
         settings: Any, image_port: int, resolutions: Resolutions) -> None:
     loop_thread = threading.current_thread()
     settings.BRENIA_TRUSTED_RESULT_HOSTS = []
-    async with httpx.AsyncClient() as client:
-        with pytest.raises(MalformedResponse) as refused:
-            await fetch_image_bytes(
-                OutputImage(url=f"http://localhost:{image_port}/result.png"), client=client)
+    with pytest.raises(MalformedResponse) as refused:
+        await fetch_image_bytes(
+            OutputImage(url=f"http://localhost:{image_port}/result.png"),
+            client=download_client())
     assert refused.value.code == "blocked_result_url"  # localhost is internal
     assert "localhost" in [host for host, _ in resolutions.calls]
     assert resolutions.hosts_on(loop_thread) == []
@@ -123,10 +123,8 @@ async def test_the_loop_keeps_running_while_a_result_host_resolves(
     async def other_work_on_the_loop() -> None:
         answered.set()  # runs only if the resolution is not holding the loop
 
-    async with httpx.AsyncClient() as client:
-        fetch = fetch_image_bytes(OutputImage(url="http://slow-dns.example/result.png"),
-                                  client=client)
-        outcome, _ = await asyncio.gather(fetch, other_work_on_the_loop(),
-                                          return_exceptions=True)
+    fetch = fetch_image_bytes(OutputImage(url="http://slow-dns.example/result.png"),
+                              client=download_client())
+    outcome, _ = await asyncio.gather(fetch, other_work_on_the_loop(), return_exceptions=True)
     assert isinstance(outcome, MalformedResponse), outcome
     assert outcome.code == "blocked_result_url"  # the host does not resolve
