@@ -27,6 +27,8 @@ __all__ = ["webhook_receiver_fixture"]  # a fixture these tests use
 @pytest.fixture
 def jwks_at_emulator(fal_emulator: EmulatorThread, settings: Any) -> Iterator[None]:
     settings.FAL_WEBHOOK_JWKS_URL = f"{fal_emulator.base_url}/.well-known/jwks.json"
+    # The emulator signs for the key's id: the account FAL_TEST_KEY belongs to.
+    settings.FAL_USER_ID = FAL_TEST_KEY.partition(":")[0]
     yield
 
 
