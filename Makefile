@@ -8,7 +8,8 @@ PORT ?= 8000
 SCALEOUT_ENV := DATABASE_URL=postgres://postgres@127.0.0.1:5432/brenia \
 	REDIS_URL=redis://127.0.0.1:6379/0 BRENIA_JOBS=procrastinate
 
-.PHONY: setup run test lint typecheck test-embedded test-scaleout services chromium bench clean
+.PHONY: setup run test lint typecheck test-embedded test-scaleout services chromium promtool \
+	alerts bench clean
 
 setup: $(STAMP)
 
@@ -22,7 +23,7 @@ run: setup
 	$(BIN)/python manage.py bootstrap
 	$(BIN)/python manage.py serve --port $(PORT)
 
-test: setup services chromium lint typecheck
+test: setup services chromium promtool lint typecheck alerts
 	./scripts/run_suites.sh
 
 lint: setup
@@ -46,6 +47,17 @@ services:
 chromium:
 	@test -x /usr/bin/chromium || (echo "installing Debian's chromium" && \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+# Debian's prometheus package brings promtool, which checks deploy/prometheus/.
+promtool:
+	@command -v promtool >/dev/null || (echo "installing Debian's prometheus (for promtool)" && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		--no-install-recommends prometheus)
+
+alerts: promtool
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/alerts_test.yml
+	promtool check config --syntax-only deploy/prometheus/prometheus.yml
 
 bench: setup
 	$(BIN)/python bench/runner_hints.py
