@@ -7,5 +7,6 @@ class GenerationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Registers the job engine's background tasks and its resume-on-start step.
-        from generation.jobs import tasks  # noqa: F401
+        # Registers the job engine's background tasks and its resume-on-start step, and
+        # the job-finished hook that counts jobs for /metrics.
+        from generation.jobs import metrics, tasks  # noqa: F401

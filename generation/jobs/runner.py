@@ -25,6 +25,7 @@ from django.utils import timezone
 from brenia.logs import request_id_var
 from brenia.retries import Backoff
 from brenia.safe_http import SafeClient
+from generation.jobs import metrics as job_metrics
 from generation.jobs.events import anotify_job_event, apublish
 from generation.jobs.lifecycle import StoredImage, job_finish
 from generation.jobs.results import check_image, fetch_image_bytes, store_image
@@ -124,7 +125,8 @@ async def run_job(job_id: Any) -> None:
         return
     token = request_id_var.set(job.request_id or "-")
     try:
-        await JobRun(job).run()
+        with job_metrics.in_flight():
+            await JobRun(job).run()
     finally:
         request_id_var.reset(token)
 
@@ -243,6 +245,8 @@ class JobRun:
         attempt = self.attempt
         if attempt is None or attempt.outcome != AttemptOutcome.RUNNING:
             return
+        if outcome in (AttemptOutcome.TRANSIENT_ERROR, AttemptOutcome.PERMANENT_ERROR):
+            job_metrics.provider_error(provider=self.provider.name, error=exc)
         attempt.outcome = outcome
         attempt.ended_at = timezone.now()
         attempt.provider_request_id = self.job.provider_request_id

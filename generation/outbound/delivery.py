@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from brenia import metrics
 from brenia.retries import Backoff
 from brenia.safe_http import ResponseTooSlow, SafeClient
 from brenia.urlguard import UNRESOLVED, BlockedURL, webhook_allowed_hosts
@@ -165,6 +166,7 @@ def _record(*, delivery: WebhookDelivery, number: int, outcome: Outcome) -> floa
             pk=delivery.pk, status=DeliveryStatus.PENDING, attempts=number).update(**fields)
     if not settled:
         return None
+    metrics.webhook_attempt(outcome=str(fields.get("status", "retry")))
     if delay is None:
         logger.info("webhook %s of job %s %s after %d attempt(s)%s", delivery.event_type,
                     delivery.job_id, fields["status"], number,

@@ -16,6 +16,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from brenia.errors import NotFound
+from brenia.metrics import CountedConnection
 from generation.jobs.events import job_group, user_group
 from generation.jobs.presenters import job_state
 from generation.jobs.selectors import job_events_after, job_get_for_user, job_list_for_user
@@ -46,7 +47,7 @@ def _recent_jobs(user: Any) -> list[dict[str, Any]]:
     return [job_state(job) for job in job_list_for_user(user=user)[:20]]
 
 
-class JobEventsConsumer(AsyncJsonWebsocketConsumer):
+class JobEventsConsumer(CountedConnection, AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         self.user = self.scope.get("user")
         self.seen: dict[str, int] = {}

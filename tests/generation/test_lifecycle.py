@@ -174,5 +174,6 @@ def test_webhook_row_is_written_inside_the_end_and_sent_only_after_commit(
         # … but not handed to the background runner yet.
         assert str(delivery.pk) not in async_to_sync(background.carried)(
             deliver_webhook_task, arg="delivery_id")
-    # The event's publication and the delivery's dispatch, both after commit.
-    assert len(callbacks) == 2
+    # The event's publication, the delivery's dispatch and the job's count for /metrics,
+    # all after commit.
+    assert len(callbacks) == 3

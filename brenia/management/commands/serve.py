@@ -17,6 +17,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from brenia import metrics
+
 EMULATED_FAL_KEY = "emulator-key:emulator-secret"
 EMULATED_GEMINI_KEY = "emulator-gemini-key"
 
@@ -35,6 +37,7 @@ class Command(BaseCommand):
         self.children: list[subprocess.Popen[bytes]] = []
         signal.signal(signal.SIGTERM, self._on_sigterm)
         env = os.environ.copy()
+        metrics.forget_dead_processes()  # series of an earlier run's processes
         try:
             self._start_emulators(env, options["latency"])
             # Access lines go to a file: the console keeps what a person needs to read.
@@ -107,6 +110,9 @@ class Command(BaseCommand):
             f"  API docs   {base}/api/docs   (OpenAPI: {base}/api/openapi.json)",
             f"  health     {base}/healthz  {base}/readyz",
         ]
+        if settings.BRENIA_METRICS_TOKEN and not os.environ.get("BRENIA_METRICS_TOKEN"):
+            lines.append(f"  metrics    {base}/metrics   (bearer token in "
+                         f"{settings.DATA_DIR / 'metrics_token'})")
         credentials = settings.DATA_DIR / "demo_credentials.json"
         if credentials.exists():
             # The passwords were printed when the accounts were made; not on every start.
@@ -125,6 +131,8 @@ class Command(BaseCommand):
                 child.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 child.kill()
+                child.wait()
+            metrics.process_exited(child.pid)
 
 
 def wait_ready(base: str, server: subprocess.Popen[bytes], seconds: float = 60) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from brenia import background
+from brenia import background, metrics
 
 
 class Command(BaseCommand):
@@ -60,4 +61,9 @@ class Command(BaseCommand):
             async with worker_app.open_async():
                 await asyncio.gather(*(w.run() for w in workers))
 
-        asyncio.run(main())
+        metrics.forget_dead_processes()
+        try:
+            asyncio.run(main())
+        finally:
+            # Its jobs in flight are no one's now; its counters keep counting.
+            metrics.process_exited(os.getpid())
