@@ -42,12 +42,15 @@ UNRESOLVED = "host does not resolve"
 _EMBEDDING_IPV4 = tuple(ipaddress.IPv6Network(net) for net in
                         ("64:ff9b::/96", "64:ff9b:1::/48", "::/96"))
 # Refused whatever ipaddress's idea of "global" is in this Python version: shared
-# address space (CGNAT), IETF protocol and relay ranges, deprecated site-local IPv6,
-# and the cloud metadata addresses (AWS's IPv6 one sits in fd00::/8).
+# address space (CGNAT), the 6to4 relay range, deprecated site-local IPv6, and the
+# cloud metadata addresses (AWS's IPv6 one sits in fd00::/8).
 _NEVER = tuple(ipaddress.ip_network(net) for net in (
-    "100.64.0.0/10", "192.0.0.0/24", "192.88.99.0/24", "169.254.169.254/32",
-    "fec0::/10", "fd00:ec2::254/128",
+    "100.64.0.0/10", "192.88.99.0/24", "169.254.169.254/32", "fec0::/10", "fd00:ec2::254/128",
 ))
+# IETF protocol assignments: internal but for two anycast services (PCP, TURN), as
+# Python itself has them since 3.11.10 (this one may be older).
+_IETF = ipaddress.ip_network("192.0.0.0/24")
+_IETF_GLOBAL = frozenset(ipaddress.ip_address(a) for a in ("192.0.0.9", "192.0.0.10"))
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ def address_problem(address: str) -> str | None:
         if any(address_problem(str(v4)) for v4 in _embedded_ipv4(ip)):
             return INTERNAL
     if not ip.is_global or ip.is_multicast or any(ip in net for net in _NEVER):
+        return INTERNAL
+    if ip in _IETF and ip not in _IETF_GLOBAL:
         return INTERNAL
     return None
 
