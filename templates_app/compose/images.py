@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
 
-from PIL import Image, ImageCms, ImageFilter, ImageOps, ImageStat
+from PIL import Image, ImageFilter, ImageOps, ImageStat
+
+# Colour handling is shared with every image Brenia takes in (``brenia.images``, Pillow
+# only like this package); the engine's modules import it from here.
+from brenia.images import MAX_IMAGE_BYTES, ImageRefused, open_image, to_srgb
+from brenia.images import srgb_icc_bytes as srgb_icc_bytes
 
 # Uploaded logos larger than this are refused before they are decoded.
 LOGO_PIXEL_LIMIT = 40_000_000
@@ -33,60 +36,6 @@ def _executor() -> ThreadPoolExecutor:
     if _pool is None:
         _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="compose")
     return _pool
-
-
-@lru_cache(maxsize=1)
-def srgb_profile() -> ImageCms.ImageCmsProfile:
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
-
-
-@lru_cache(maxsize=1)
-def srgb_icc_bytes() -> bytes:
-    return srgb_profile().tobytes()
-
-
-def to_srgb(img: Image.Image, *, keep_alpha: bool = False) -> Image.Image:
-    """RGB (or RGBA with keep_alpha) in sRGB, colour-managed when the image carries an ICC
-    profile; palette, greyscale, 16-bit, CMYK and LA/PA images all come out as RGB(A)."""
-    icc = img.info.get("icc_profile")
-    alpha: Image.Image | None = None
-    if img.mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    elif img.mode in ("PA", "RGBa"):
-        img = img.convert("RGBA")
-    elif img.mode == "La":
-        img = img.convert("LA")
-    if img.mode == "LA":
-        alpha, base = img.getchannel("A"), img.getchannel("L")
-    elif img.mode == "RGBA":
-        alpha, base = img.getchannel("A"), img.convert("RGB")
-    elif img.mode.startswith("I;16"):
-        base = img.convert("I").point(lambda v: v * (1 / 257)).convert("L")
-    elif img.mode in ("I", "F", "1"):
-        base = img.convert("L")
-    else:
-        base = img  # RGB, L, CMYK, YCbCr, LAB
-    converted: Image.Image | None = None
-    if icc:
-        try:
-            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            converted = ImageCms.profileToProfile(
-                base, src, srgb_profile(), outputMode="RGB",
-                renderingIntent=ImageCms.Intent.PERCEPTUAL,
-            )
-        except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
-            converted = None  # a broken or mismatched profile: fall back to the plain values
-    if converted is None:
-        converted = base if base.mode == "RGB" else base.convert("RGB")
-    if keep_alpha:
-        converted = converted.convert("RGBA")
-        if alpha is not None:
-            converted.putalpha(alpha)
-    elif alpha is not None and alpha.point(lambda a: 255 - a).getbbox() is not None:
-        # a see-through background: flattened over white, as a viewer would show it
-        white = Image.new("RGB", converted.size, (255, 255, 255))
-        converted = Image.composite(converted, white, alpha)
-    return converted
 
 
 def _resize(img: Image.Image, size: tuple[int, int], box: tuple[float, float, float, float],
@@ -227,34 +176,25 @@ def contact_shadow(width: int, height: int, opacity: float = 0.55) -> Image.Imag
 def normalise_logo(data: bytes, *, max_side: int = 1024) -> bytes:
     """Any uploaded raster logo -> an sRGB RGBA PNG whose longest side is at most max_side.
 
-    Raises ValueError, with a message for a person, when the bytes are not an image, or an
-    image too large to decode safely.
+    Read through ``brenia.images.open_image`` (format allow-list, byte and pixel caps,
+    bomb guard), as every image people give Brenia is. Raises ValueError, with a message
+    for a person, when the bytes are not an image, or an image too large to decode safely.
     """
     if not data:
         raise ValueError("The logo file is empty.")
+    megapixels = f"{LOGO_PIXEL_LIMIT / 1_000_000:g}"
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            w, h = img.size
-            if w * h > LOGO_PIXEL_LIMIT:
-                raise ValueError(
-                    f"The logo is {w}×{h} pixels, too large to process safely; "
-                    "please upload one under 40 megapixels."
-                )
-            if getattr(img, "is_animated", False):
-                img.seek(0)  # animated: the first frame stands for the logo
-            img.load()
-    except ValueError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ValueError(
-            "The logo is too large to process safely; please upload one under 40 megapixels."
-        ) from None
-    except (OSError, SyntaxError, EOFError) as exc:
-        raise ValueError(
-            "The logo could not be read as an image; please upload a PNG, JPEG, WebP or GIF."
-        ) from exc
+        img = open_image(data, max_bytes=MAX_IMAGE_BYTES, max_pixels=LOGO_PIXEL_LIMIT)
+    except ImageRefused as exc:
+        if exc.reason == "too_many_pixels":
+            raise ValueError(f"The logo is too large to process safely; please upload one "
+                             f"under {megapixels} megapixels.") from None
+        if exc.reason == "too_large":
+            raise ValueError(f"The logo file is larger than "
+                             f"{MAX_IMAGE_BYTES // (1024 * 1024)} MB; please upload a "
+                             "smaller one.") from None
+        raise ValueError("The logo could not be read as an image; please upload a PNG, "
+                         "JPEG, WebP or GIF.") from None
     upright: Image.Image = ImageOps.exif_transpose(img) or img
     rgba = to_srgb(upright, keep_alpha=True)
     if max(rgba.size) > max_side:
