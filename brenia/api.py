@@ -5,18 +5,21 @@ Every error body has the same shape: ``{code, message, errors: [{field, problem}
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.parser import Parser
 
 from brenia.accounts.auth import api_auth
-from brenia.errors import DomainError
+from brenia.errors import DomainError, FieldProblem, InvalidInput
+from brenia.inputs import MAX_JSON_DEPTH, json_problems
 from generation.api.openapi import extend_openapi
 from generation.api.routes import router as generation_router
 from generation.outbound.api import router as webhooks_router
@@ -44,6 +47,30 @@ class BreniaAPI(NinjaAPI):
         return schema
 
 
+class LimitedJSONParser(Parser):
+    """JSON bodies within ``brenia.inputs``' limits (depth, string length), checked as
+    they are parsed: nothing downstream (pydantic, jsonschema, the database) ever
+    recurses through a body nested deeper, or copies a string longer.
+
+    A body past them is a 422 naming the field; ninja hands any parser error on as a
+    400 "Cannot parse request body" caused by it, and ``on_http_error`` answers with
+    the cause.
+    """
+
+    def parse_body(self, request: HttpRequest) -> dict[str, Any]:
+        try:
+            data = json.loads(request.body)
+        except RecursionError:  # deeper than Python's own parser goes: valid, but too deep
+            raise InvalidInput("The request body is beyond Brenia's input limits.", errors=[
+                FieldProblem("body", f"is nested more than {MAX_JSON_DEPTH} levels deep")],
+                code="input_limits") from None
+        problems = json_problems(data, "")
+        if problems:
+            raise InvalidInput("The request body is beyond Brenia's input limits.",
+                               errors=problems, code="input_limits")
+        return cast(dict[str, Any], data)
+
+
 api = BreniaAPI(
     title="Brenia API",
     version="1",
@@ -55,6 +82,7 @@ api = BreniaAPI(
     urls_namespace="api",
     docs_url="/docs",
     openapi_url="/openapi.json",
+    parser=LimitedJSONParser(),
 )
 
 
@@ -130,6 +158,8 @@ def on_auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpRespons
 @api.exception_handler(HttpError)
 def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     message = str(exc)
+    if isinstance(exc.__cause__, DomainError):  # the parser's own answer (input limits)
+        return on_domain_error(request, exc.__cause__)
     if exc.status_code == 400 and message.startswith("Cannot parse request body"):
         return api.create_response(request, error_body(
             "malformed_json", "The request body is not valid JSON.",
