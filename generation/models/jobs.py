@@ -108,6 +108,9 @@ class Job(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["user", "-created_at"])]
+        # Checked when a job is submitted (generation.jobs.services): without it, a
+        # request may not send a model enable_safety_checker: false. Plans may grant it.
+        permissions = [("disable_safety_checker", "Can turn a model's safety checker off")]
 
     def __str__(self) -> str:
         return f"{self.model_slug} {self.id} ({self.status})"
