@@ -13,6 +13,7 @@ from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 
 from brenia.errors import FieldProblem, InvalidInput, NotFound
+from brenia.inputs import clean_text
 from generation.registry.validation import nul_problems
 from templates_app.compose import FONTS, Brand, normalise_logo
 from templates_app.models import BrandKit
@@ -61,14 +62,20 @@ def brand_kit_save(*, owner: Any, kit: BrandKit | None = None, name: str,
     ``remove_logo`` drops it. A dropped or replaced logo's file stays in storage: names are
     content hashes that other kits and runs' snapshots (``TemplateRun.brand``) may share."""
     banned = banned_words or []
+    nul = nul_problems(name, "name") + nul_problems(tone, "tone") + \
+        nul_problems(banned, "banned_words")
+    # Free text (the tone and banned words reach the copy model): no control characters.
+    if isinstance(name, str) and isinstance(tone, str):
+        name, tone = clean_text(name), clean_text(tone)
+    if isinstance(banned, list):
+        banned = [clean_text(w) if isinstance(w, str) else w for w in banned]
     problems = _brand_problems(palette=palette, heading_font=heading_font,
                                body_font=body_font, banned_words=banned)
     if logo and remove_logo:
         problems.append(FieldProblem("logo", "give a new logo or remove the logo, not both"))
     if not name.strip():
         problems.append(FieldProblem("name", "must not be empty"))
-    problems += nul_problems(name, "name") + nul_problems(tone, "tone") + \
-        nul_problems(banned, "banned_words")
+    problems += nul
     if problems:
         raise InvalidInput("The brand kit has invalid fields.", errors=problems)
     logo_name = brand_logo_store(data=logo) if logo else None

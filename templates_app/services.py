@@ -206,7 +206,7 @@ def template_run_check(*, user: Any, slug: str, variables: Any, brand_kit: Any =
             continue
         prepared = generation_check(
             model_slug=step.model_slug, inputs=step.inputs, options=None,
-            output="text" if step.role == "copy" else "image")
+            output="text" if step.role == "copy" else "image", user=user)
         costs[step.key] = prepared.estimated_cost
         currency = prepared.model.currency
     return RunPlan(template=template, version=version, variables=checked, formats=chosen,

@@ -91,6 +91,8 @@ def _public(url: str, host: str) -> str:
 
 def _with_public_urls(value: Any, key: str = "") -> Any:
     if isinstance(value, str):
+        if _is_image_data(value):
+            return TINY_PNG
         return _public(value, WEBHOOK_HOST if key == "webhook_url" else INPUT_HOST)
     if isinstance(value, dict):
         return {name: _with_public_urls(item, name) for name, item in value.items()}
@@ -100,10 +102,17 @@ def _with_public_urls(value: Any, key: str = "") -> Any:
 
 
 # Likewise, whether base64 bytes decode as a picture is for the decoder to say: a logo
-# the document calls valid (a data URI of an image type) carries a real picture.
+# the document calls valid (a data URI of an image type) carries a real picture, and so
+# does an image data URI anywhere else (a model's image input, a template's photo):
+# the API decodes each at submit and refuses what is not an image.
 LOGO = re.compile(r"data:image/(png|jpeg|webp|gif);base64,[A-Za-z0-9+/]+={0,2}")
 TINY_PNG = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAYAAABytg0kAAAAFElEQVR4"
             "nGM8Iafxn4GBgYGJAQoAH6gCEePspQYAAAAASUVORK5CYII=")
+
+
+def _is_image_data(value: str) -> bool:
+    return value[:11].lower() == "data:image/" and (
+        LOGO.fullmatch(value) is not None or _URL.fullmatch(value) is not None)
 
 
 def map_case(context: Any, case: Any) -> Any:

@@ -251,7 +251,7 @@ async def _generate(request: HttpRequest, *, model: str, inputs: dict[str, Any],
     if dry_run:
         prepared = await sync_to_async(services.generation_check)(
             model_slug=model, inputs=inputs, options=options, metadata=metadata,
-            webhook_url=webhook_url or "", output=output)
+            webhook_url=webhook_url or "", output=output, user=user)
         return Status(200, {"model": prepared.model.slug, "valid": True,
                      "estimated_cost": str(prepared.estimated_cost),
                      "currency": prepared.model.currency,

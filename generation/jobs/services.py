@@ -13,6 +13,7 @@ from django.utils import timezone
 from brenia import background
 from brenia.errors import Conflict, FieldProblem, InvalidInput
 from brenia.idempotency import replayed, request_fingerprint
+from brenia.inputs import clean_text, json_problems
 from brenia.logs import request_id_var
 from brenia.urlguard import check_public_url, check_webhook_url
 from generation.jobs.events import notify_job_event
@@ -36,7 +37,27 @@ from generation.providers import get_provider
 from generation.providers.base import PermanentProviderError
 from generation.providers.fal_webhooks import parse_fal_webhook, verify_fal_webhook
 from generation.registry.selectors import model_get
-from generation.registry.validation import check_inputs, nul_problems, url_fields
+from generation.registry.validation import (
+    check_arguments,
+    check_inputs,
+    nul_problems,
+    url_fields,
+)
+
+# Who may send a model ``enable_safety_checker: false``; superusers hold every permission.
+DISABLE_SAFETY_CHECKER = "generation.disable_safety_checker"
+
+
+def _safety_problems(user: Any, inputs: Any) -> list[FieldProblem]:
+    """The safety checker stays on unless the user may turn it off. Only a value the
+    user sent counts: a model whose schema defaults it off is the admin's choice."""
+    if not isinstance(inputs, dict) or inputs.get("enable_safety_checker") is not False:
+        return []
+    if user is not None and user.has_perm(DISABLE_SAFETY_CHECKER):
+        return []
+    return [FieldProblem("inputs.enable_safety_checker",
+                         "cannot be turned off: your account may not disable the safety "
+                         "checker")]
 
 
 @dataclass(frozen=True)
@@ -49,11 +70,12 @@ class PreparedRequest:
 
 
 def generation_prepare(*, model_slug: str, inputs: Any, options: Any,
-                       output: str = "image") -> PreparedRequest:
+                       output: str = "image", user: Any = None) -> PreparedRequest:
     """Validate against the registry row as it stands now and price the request.
 
     ``output`` is what the caller's endpoint produces ("image" or "text"); a model
-    of the other kind is named as the wrong field rather than half-run.
+    of the other kind is named as the wrong field rather than half-run. ``user`` is
+    who asks: turning the safety checker off takes a permission.
     """
     model = model_get(slug=model_slug)
     if not model.enabled:
@@ -63,9 +85,13 @@ def generation_prepare(*, model_slug: str, inputs: Any, options: Any,
         endpoint = "/api/text/generate" if is_text else "/api/images/generate"
         raise InvalidInput("The model does not fit this endpoint.", errors=[FieldProblem(
             "model", f"is a {'text' if is_text else 'image'} model: use {endpoint}")])
-    checked = check_inputs(schema=model.input_schema, inputs=inputs, options=options)
+    try:
+        checked = check_inputs(schema=model.input_schema, inputs=inputs, options=options)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.message, errors=exc.errors + _safety_problems(user, inputs),
+                           code=exc.code) from None
     # Providers fetch these addresses on the user's behalf: never internal ones.
-    problems = []
+    problems = _safety_problems(user, inputs)
     for field, url in url_fields(model.input_schema, checked):
         try:
             check_public_url(url, field=field, allow_unresolved=True)
@@ -80,18 +106,27 @@ def generation_prepare(*, model_slug: str, inputs: Any, options: Any,
         raise Conflict(f"The model {model.slug!r} is unavailable: its provider is not "
                        "configured.", code="provider_unavailable") from None
     arguments = provider.build_arguments(model=model, inputs=checked, options=options)
+    problems = check_arguments(schema=model.input_schema, arguments=arguments,
+                               options=options)
+    if problems:
+        raise InvalidInput("The request has invalid fields.", errors=problems)
     estimate = provider.estimate(model, arguments).quantize(Decimal("0.000001"))
     return PreparedRequest(model=model, inputs=checked, options=options,
                            provider_arguments=arguments, estimated_cost=estimate)
 
 
 def generation_check(*, model_slug: str, inputs: Any, options: Any, metadata: Any = None,
-                     webhook_url: str = "", output: str = "image") -> PreparedRequest:
+                     webhook_url: str = "", output: str = "image",
+                     user: Any = None) -> PreparedRequest:
     """Everything a request must pass before a job is made, every problem at once.
 
     ``job_create`` and the API's dry run both call it, so a quote never says
     ``valid`` for a body the real request would refuse.
     """
+    problems = json_problems(metadata, "metadata")
+    if problems:  # the walks below recurse: not through deeper JSON than the limit
+        raise InvalidInput("The request is beyond Brenia's input limits.", errors=problems,
+                           code="input_limits")
     problems = nul_problems(metadata, "metadata")
     if metadata is not None and not isinstance(metadata, dict):
         problems.append(FieldProblem("metadata", "must be an object"))
@@ -103,7 +138,7 @@ def generation_check(*, model_slug: str, inputs: Any, options: Any, metadata: An
             problems += exc.errors
     try:
         prepared = generation_prepare(model_slug=model_slug, inputs=inputs, options=options,
-                                      output=output)
+                                      output=output, user=user)
     except InvalidInput as exc:  # report the other problems in the same answer
         raise InvalidInput(exc.message, errors=problems + exc.errors) from None
     if problems:
@@ -127,7 +162,8 @@ def job_create(*, user: Any, model_slug: str, inputs: Any, options: Any = None,
         if existing is not None:
             return existing, False
     prepared = generation_check(model_slug=model_slug, inputs=inputs, options=options,
-                                metadata=metadata, webhook_url=webhook_url, output=output)
+                                metadata=metadata, webhook_url=webhook_url, output=output,
+                                user=user)
     try:
         with transaction.atomic():
             job = Job.objects.create(
@@ -285,6 +321,7 @@ def image_rate(*, user: Any, image_id: Any, score: int, comment: str = "") -> Im
     problems = _rating_problems(score, comment)
     if problems:
         raise InvalidInput("The rating has invalid fields.", errors=problems)
+    comment = clean_text(comment)
     # update_or_create locks the row; two first ratings racing end as one (the
     # unique constraint makes the loser read the winner's row, then update it).
     rating, _created = ImageRating.objects.update_or_create(

@@ -16,6 +16,14 @@ from jsonschema.exceptions import SchemaError as MetaSchemaError
 from jsonschema.exceptions import ValidationError as SchemaError
 
 from brenia.errors import FieldProblem, InvalidInput
+from brenia.inputs import json_problems
+from generation.registry.limits import (
+    URL_FORMATS,
+    clean_free_text,
+    normalise_data_uris,
+    size_problems,
+    with_text_limits,
+)
 
 # Options common to every image model; each provider maps them onto its own
 # parameters (image_size, num_images …).
@@ -134,7 +142,35 @@ def _problems(prefix: str, error: SchemaError) -> list[FieldProblem]:
         return [FieldProblem(_join(here, needed), f"is required when {given} is given")
                 for given, needs in value.items() if given in instance
                 for needed in needs if needed not in instance]
-    return [FieldProblem(here, _problem(keyword, value, error))]
+    found = [FieldProblem(here, _problem(keyword, value, error))]
+    branch = _branch_of(instance, value) if keyword in ("anyOf", "oneOf") else None
+    if branch is not None:
+        # Only one form fits the value's type (fal's image_size: a name or an object):
+        # say what is wrong inside it too, by field ("inputs.image_size.width").
+        found += [problem for sub in error.context or ()
+                  if sub.relative_schema_path and sub.relative_schema_path[0] == branch
+                  for problem in _problems(prefix, sub) if problem.field != here]
+    return found
+
+
+ANY_FORM = "does not match any accepted form"
+_JSON_TYPES = ((bool, ("boolean",)), (int, ("integer", "number")), (float, ("number",)),
+               (str, ("string",)), (list, ("array",)), (dict, ("object",)),
+               (type(None), ("null",)))
+
+
+def _branch_of(instance: Any, branches: Any) -> int | None:
+    """The index of the one branch whose declared type the instance has, if just one."""
+    names = next((names for kind, names in _JSON_TYPES if isinstance(instance, kind)), ())
+    fitting = [index for index, branch in enumerate(branches if isinstance(branches, list)
+                                                    else [])
+               if isinstance(branch, dict) and any(t in names for t in _types(branch))]
+    return fitting[0] if len(fitting) == 1 else None
+
+
+def _types(branch: dict[str, Any]) -> list[Any]:
+    kind = branch.get("type")
+    return kind if isinstance(kind, list) else [kind]
 
 
 def _problem(keyword: str, value: Any, error: SchemaError) -> str:
@@ -166,7 +202,7 @@ def _problem(keyword: str, value: Any, error: SchemaError) -> str:
     if keyword == "uniqueItems":
         return "must not repeat items"
     if keyword in ("anyOf", "oneOf"):
-        return "does not match any accepted form"
+        return ANY_FORM
     if keyword == "not" or error.schema is False:
         return "is not allowed"
     # A keyword without a phrase of ours (contains, propertyNames …): jsonschema's own.
@@ -182,8 +218,9 @@ def _check(schema: dict[str, Any], value: Any, prefix: str) -> list[FieldProblem
 
 
 def closed_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """The schema with unknown top-level fields rejected, whatever the admin wrote."""
-    closed = copy.deepcopy(schema) if schema else {"type": "object"}
+    """The schema with unknown top-level fields rejected, whatever the admin wrote, and
+    free text no longer than ``limits.DEFAULT_TEXT_MAX`` where it gives no maxLength."""
+    closed = with_text_limits(schema) if schema else {"type": "object"}
     closed.setdefault("type", "object")
     closed.setdefault("properties", {})
     closed["additionalProperties"] = False
@@ -220,21 +257,58 @@ def check_inputs(*, schema: dict[str, Any], inputs: Any, options: Any,
     """Validate ``inputs`` and ``options``; return inputs with schema defaults applied.
 
     Raises InvalidInput listing every problem found in both, ``inputs`` named by
-    ``prefix`` (a template run's form calls them ``variables``).
+    ``prefix`` (a template run's form calls them ``variables``). Beyond the schema,
+    ``limits`` applies: free text loses control characters, sizes have global caps,
+    and image data URIs come back normalised (or are refused, by field).
     """
-    problems: list[FieldProblem] = nul_problems(inputs, prefix) + nul_problems(options, "options")
+    # Nothing below (jsonschema, the NUL walk) may recurse through deeper JSON than this.
+    problems = json_problems(inputs, prefix) + json_problems(options, "options")
+    if problems:
+        raise InvalidInput("The request is beyond Brenia's input limits.", errors=problems,
+                           code="input_limits")
+    problems = nul_problems(inputs, prefix) + nul_problems(options, "options")
     if not isinstance(inputs, dict):
         problems.append(FieldProblem(prefix, "must be an object"))
     else:
+        inputs = clean_free_text(schema, inputs)
         problems += _check(closed_schema(schema), inputs, prefix)
     if options is not None:
         problems += _check(OPTIONS_SCHEMA, options, "options")
+    named = {problem.field for problem in problems}
+    problems += [problem for problem in size_problems(inputs, prefix)
+                 + size_problems(options, "options") if problem.field not in named]
+    if isinstance(inputs, dict):
+        inputs, image_problems = normalise_data_uris(schema, inputs, prefix, skip=named)
+        problems += image_problems
     if problems:
         raise InvalidInput("The request has invalid fields.", errors=problems)
     return apply_defaults(schema, inputs)
 
 
-URL_FORMATS = ("uri", "image-url")
+def check_arguments(*, schema: dict[str, Any], arguments: dict[str, Any],
+                    options: dict[str, Any]) -> list[FieldProblem]:
+    """Options a provider mapped onto the model's own inputs, checked against the
+    model's schema for those inputs: ``options.width`` may not ask for more than the
+    model's ``image_size`` allows, nor ``options.num_images`` for more images."""
+    properties = schema.get("properties") or {}
+    mapped: list[tuple[str, Any, dict[str, str]]] = []
+    size = {"width": options.get("width"), "height": options.get("height")}
+    if "width" in options and arguments.get("image_size") == size:
+        mapped.append(("image_size", size, {"": "options.width", "width": "options.width",
+                                            "height": "options.height"}))
+    if "num_images" in options and arguments.get("num_images") == options["num_images"]:
+        mapped.append(("num_images", options["num_images"], {"": "options.num_images"}))
+    problems: list[FieldProblem] = []
+    for name, value, fields in mapped:
+        if not isinstance(properties.get(name), dict):
+            continue
+        found = _check({"type": "object", "properties": {name: properties[name]}},
+                       {name: value}, "")
+        specific = [p for p in found if p.field != name]
+        for problem in specific or found:
+            rest = problem.field.removeprefix(name).lstrip(".")
+            problems.append(FieldProblem(fields.get(rest, fields[""]), problem.problem))
+    return sorted(set(problems), key=lambda p: (p.field, p.problem))
 
 
 def url_fields(schema: dict[str, Any], inputs: dict[str, Any]) -> list[tuple[str, str]]:

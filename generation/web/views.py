@@ -52,6 +52,8 @@ def playground_model(request: HttpRequest, slug: str) -> HttpResponse:
         raise Http404("There is no such model.")
     data = request.POST if request.method == "POST" else None
     form = SchemaForm(model.input_schema, data, request.FILES or None)
+    if not request.user.has_perm(services.DISABLE_SAFETY_CHECKER):
+        _lock_safety_checker(form)
     problems: list[Any] = []
     if request.method == "POST" and form.is_valid():
         try:
@@ -66,6 +68,15 @@ def playground_model(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "generation/playground_model.html", {
         "model": model, "form": form, "problems": problems,
     }, status=422 if request.method == "POST" else 200)
+
+
+def _lock_safety_checker(form: SchemaForm) -> None:
+    """The safety checker box, ticked and disabled: this user may not turn it off
+    (``job_create`` refuses it anyway), so the page does not offer to."""
+    box = form.fields.get("enable_safety_checker")
+    if box is not None:
+        box.disabled, box.initial = True, True
+        box.help_text = "Your account cannot turn the safety checker off."
 
 
 @login_required

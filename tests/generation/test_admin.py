@@ -213,7 +213,8 @@ def test_preview_renders_one_control_per_property_in_field_order(console: Client
     # An image is a URL or an upload: either will do, so neither control is required.
     assert controls["image_url"]["type"] == "url" and "required" not in controls["image_url"]
     assert (controls["image_url__upload"]["type"],
-            controls["image_url__upload"]["accept"]) == ("file", "image/png,image/jpeg,image/webp")
+            controls["image_url__upload"]["accept"]) == (
+        "file", "image/png,image/jpeg,image/webp,image/gif")
     assert controls["caption"] | {"options": []} == {
         "tag": "input", "type": "text", "name": "caption", "id": "pv-caption",
         "maxlength": "80", "value": "Summer sale", "options": []}

@@ -250,10 +250,10 @@ def test_an_image_is_a_url_box_plus_an_upload() -> None:
     assert controls["photo"]["type"] == "url"
     upload_control = controls["photo__upload"]
     assert (upload_control["type"], upload_control["accept"]) == (
-        "file", "image/png,image/jpeg,image/webp")
+        "file", "image/png,image/jpeg,image/webp,image/gif")
     assert "data-preview" in upload_control
     assert isinstance(form.fields["photo__upload"], forms.FileField)
-    assert form.fields["photo__upload"].help_text == "PNG, JPEG or WebP, up to 5.7\xa0MB."
+    assert form.fields["photo__upload"].help_text == "PNG, JPEG, WebP or GIF, up to 5.7\xa0MB."
 
 
 def test_either_the_url_or_the_upload_answers_a_required_image() -> None:
@@ -263,11 +263,13 @@ def test_either_the_url_or_the_upload_answers_a_required_image() -> None:
     assert neither.errors == {"photo": ["Give the image's URL or upload a file."]}
 
 
-@pytest.mark.parametrize("kind", ["PNG", "JPEG", "WEBP"])
+@pytest.mark.parametrize("kind", ["PNG", "JPEG"])
 def test_an_upload_becomes_a_data_uri(kind: str) -> None:
+    # A plain PNG or JPEG (no metadata, sRGB) is kept as it is; others are made plain
+    # (tests/generation/test_image_normalisation.py).
     content = png(kind=kind)
     form = valid(SchemaForm(PHOTO, {"name": "a"}, {"photo__upload": upload(content)}))
-    mime = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"}[kind]
+    mime = {"PNG": "png", "JPEG": "jpeg"}[kind]
     photo = form.inputs()["photo"]
     assert photo == f"data:image/{mime};base64,{base64.b64encode(content).decode()}"
     check_inputs(schema=PHOTO, inputs=form.inputs(), options=None, prefix="variables")
@@ -281,13 +283,14 @@ def test_an_upload_wins_over_the_url_box() -> None:
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    (b"<svg onload=alert(1)>", "Upload a PNG, JPEG or WebP image; this file is not one "
+    (b"<svg onload=alert(1)>", "Upload a PNG, JPEG, WebP or GIF image; this file is not one "
                                "or is damaged."),
-    (png(kind="GIF"), "Upload a PNG, JPEG or WebP image; this file is not one or is damaged."),
-    (png()[:40], "Upload a PNG, JPEG or WebP image; this file is not one or is damaged."),
-    (png_header(8_000, 8_000), "The image has more than 50 megapixels; upload a smaller one."),
+    (png(kind="BMP"), "Upload a PNG, JPEG, WebP or GIF image; this file is not one or is "
+                      "damaged."),
+    (png()[:40], "Upload a PNG, JPEG, WebP or GIF image; this file is not one or is damaged."),
+    (png_header(8_000, 8_000), "The image has more than 40 megapixels; upload a smaller one."),
     (png_header(100_000, 100_000),  # past Pillow's own decompression bomb limit
-     "The image has more than 50 megapixels; upload a smaller one."),
+     "The image has more than 40 megapixels; upload a smaller one."),
 ])
 def test_uploads_are_verified_with_pillow(content: bytes, message: str) -> None:
     form = SchemaForm(PHOTO, {"name": "a"}, {"photo__upload": upload(content)})

@@ -20,7 +20,9 @@ from django.core.validators import (
     MaxLengthValidator,
     MinLengthValidator,
 )
+from django.forms.fields import InvalidJSONInput
 
+from brenia.inputs import MAX_JSON_DEPTH, json_problems
 from generation.registry.forms.text import (
     string_field,
 )
@@ -248,9 +250,25 @@ class _JSONField(forms.JSONField):
 
     def to_python(self, value: Any) -> Any:
         try:
-            return super().to_python(value)
+            parsed = super().to_python(value)
         except ValidationError:
             raise ValidationError(_json_problem(str(value)), code="invalid") from None
+        except RecursionError:  # deeper than Python's parser goes
+            raise ValidationError(f"This JSON is nested more than {MAX_JSON_DEPTH} levels "
+                                  "deep.", code="too_deep") from None
+        # Brenia's input limits, as the API applies them at its door.
+        sentences = {f"This JSON {p.problem}." if "nested" in p.problem
+                     else f"The value at {p.field} {p.problem}."
+                     for p in json_problems(parsed, "")}
+        if sentences:
+            raise ValidationError(sorted(sentences), code="input_limits")
+        return parsed
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:  # shown again as typed, like any other invalid JSON
+            return InvalidJSONInput(data)
 
     def validate(self, value: Any) -> None:
         super().validate(value)

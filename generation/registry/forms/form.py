@@ -417,7 +417,7 @@ class _Builder:
         label = self._label("", {"title": f"{where.label}, or upload a file"}, "")
         upload_name = self.add(where, ImageUploadField(
             label=label, required=False, max_bytes=cap,
-            help_text=f"PNG, JPEG or WebP, up to {filesizeformat(cap)}."),
+            help_text=f"PNG, JPEG, WebP or GIF, up to {filesizeformat(cap)}."),
             suffix=UPLOAD_SUFFIX)
         cast(ImageURLField, url).upload_name = upload_name
         return _Image(name, upload_name)

@@ -1,16 +1,15 @@
 """String fields: text, http(s) URLs, and images given by URL, data URI or upload.
 
-An upload is verified with Pillow (format allow-list, byte and pixel caps) and becomes
-a ``data:`` URI; a valid one is carried back in a hidden input when the form is shown
-again with errors elsewhere.
+An upload, or a data URI typed or carried in the URL box, is checked and made plain
+by ``brenia.images.normalise_image`` (format allow-list, byte and pixel caps, bomb
+guard; upright, sRGB, no metadata) and becomes the plain image's ``data:`` URI; a
+valid one is carried back in a hidden input when the form is shown again with errors
+elsewhere. Free text loses control characters, as the server's check would take them.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import re
-import struct
 from typing import Any, cast
 
 from django import forms
@@ -24,26 +23,31 @@ from django.forms.boundfield import BoundField
 from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
-from PIL import Image
 
+from brenia.images import (
+    ALLOWED_FORMATS,
+    MAX_IMAGE_BYTES,
+    ImageRefused,
+    normalise_image,
+    read_data_uri,
+)
+from brenia.inputs import clean_text
 from generation.registry.forms.values import (
     as_text,
     count_of,
 )
+from generation.registry.limits import DEFAULT_TEXT_MAX, is_free_text
 from generation.registry.validation import IMAGE_URL_REGEX, URI_REGEX, anchored
 
 # Longer than this (or unbounded) and a string gets a textarea, not a one-line input.
 SHORT_STRING_MAX = 255
 # What an upload may be (Pillow's format name → MIME type), and how big.
-IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
-MAX_UPLOAD_BYTES = 8 * 1024 * 1024
-MAX_IMAGE_PIXELS = 50_000_000
+IMAGE_TYPES = ALLOWED_FORMATS
+MAX_UPLOAD_BYTES = MAX_IMAGE_BYTES
 # The longest data URI prefix an upload gets ("data:image/jpeg;base64,").
 DATA_URI_PREFIX = len("data:image/jpeg;base64,")
 URI_PATTERN = re.compile(anchored(URI_REGEX))
 IMAGE_URL_PATTERN = re.compile(anchored(IMAGE_URL_REGEX))
-# Pillow raises all of these on malformed files, depending on the format and the damage.
-UNREADABLE = (OSError, SyntaxError, ValueError, EOFError, struct.error)
 
 # --- strings and URLs -----------------------------------------------------------------------
 
@@ -61,6 +65,10 @@ def string_field(prop: dict[str, Any], *, initial: Any, alt: str = "",
         string = _HttpURLField(**lengths, initial=initial, **common)
     elif fmt == "image-url":
         string = ImageURLField(**lengths, initial=initial, alt=alt, **common)
+    elif is_free_text(prop):
+        lengths["max_length"] = lengths["max_length"] or DEFAULT_TEXT_MAX
+        string = _FreeTextField(**lengths, initial=initial, widget=_text_widget(prop),
+                                **common)
     else:
         string = forms.CharField(**lengths, initial=initial, widget=_text_widget(prop),
                                  **common)
@@ -70,6 +78,14 @@ def string_field(prop: dict[str, Any], *, initial: Any, alt: str = "",
         if with_pattern is not None:
             string.validators.append(with_pattern)
     return string
+
+
+class _FreeTextField(forms.CharField):
+    """Text as the server keeps it: without control characters (tabs, line feeds kept)."""
+
+    def to_python(self, value: Any) -> Any:
+        text = super().to_python(value)
+        return clean_text(text) if isinstance(text, str) else text
 
 
 def _text_widget(prop: dict[str, Any]) -> forms.Widget:
@@ -163,6 +179,17 @@ class ImageURLField(forms.URLField):
         super().__init__(assume_scheme="https", widget=_ImageURLInput(alt=alt), **kwargs)
         self.upload_name = ""
 
+    def clean(self, value: Any) -> Any:
+        """A data URI must hold an image Brenia takes; it comes back plain."""
+        cleaned = super().clean(value)
+        if not _is_data_image(cleaned):
+            return cleaned
+        try:
+            _media, raw = read_data_uri(cleaned)
+            return normalise_image(raw).data_uri()
+        except ImageRefused as exc:
+            raise ValidationError(str(exc), code=exc.reason) from None
+
 
 def _is_data_image(value: Any) -> bool:
     return isinstance(value, str) and value.startswith("data:image/") \
@@ -195,30 +222,15 @@ def upload_cap(max_length: int | None) -> int:
 
 
 def _data_uri(upload: File, *, max_bytes: int) -> str:
+    """The upload, checked and made plain, as the data URI models take."""
+    too_large = ValidationError(f"The file is larger than {filesizeformat(max_bytes)}.",
+                                code="too_large")
     if upload.size is None or upload.size > max_bytes:
-        raise ValidationError(f"The file is larger than {filesizeformat(max_bytes)}.",
-                              code="too_large")
-    raw = upload.read()
-    kind = _image_format(raw)
-    return f"data:{IMAGE_TYPES[kind]};base64,{base64.b64encode(raw).decode('ascii')}"
-
-
-def _image_format(raw: bytes) -> str:
-    """The image's format, once Pillow (trying the allowed formats only) has read it."""
-    unreadable = ValidationError("Upload a PNG, JPEG or WebP image; this file is not one "
-                                 "or is damaged.", code="invalid_image")
-    too_big = ValidationError(f"The image has more than {MAX_IMAGE_PIXELS // 1_000_000} "
-                              "megapixels; upload a smaller one.", code="too_many_pixels")
+        raise too_large
     try:
-        with Image.open(io.BytesIO(raw), formats=list(IMAGE_TYPES)) as image:
-            if image.width * image.height > MAX_IMAGE_PIXELS:
-                raise too_big
-            image.verify()
-            kind = image.format or ""
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise too_big from None
-    except UNREADABLE:
-        raise unreadable from None
-    if kind not in IMAGE_TYPES:
-        raise unreadable
-    return kind
+        image = normalise_image(upload.read())
+    except ImageRefused as exc:
+        raise ValidationError(str(exc), code=exc.reason) from None
+    if len(image.data) > max_bytes:  # rare: a plain image larger than the upload
+        raise too_large
+    return image.data_uri()
