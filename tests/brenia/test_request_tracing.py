@@ -121,3 +121,14 @@ def test_an_odd_request_id_is_replaced_and_the_new_one_logged(
                              if line["logger"] == "brenia.request"
                              and line["request_id"] == given], "request line")[0]
     assert line["message"].startswith("GET /api/jobs 200")
+
+
+def test_the_request_line_keeps_the_query_out_and_a_forged_line_in_the_path_escaped(
+        owner: Persona, caplog: pytest.LogCaptureFixture) -> None:
+    from tests.conftest import ApiClient
+
+    with caplog.at_level("INFO", logger="brenia.request"):
+        ApiClient(owner.key).get_json("/api/jobs%0A2026 INFO forged", data={"token": "s3cret"})
+    [line] = [r for r in caplog.records if r.name == "brenia.request"]
+    assert line.getMessage().startswith("GET /api/jobs%0A2026%20INFO%20forged 404")
+    assert "\n" not in line.getMessage() and "s3cret" not in line.getMessage()
