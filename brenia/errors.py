@@ -50,6 +50,14 @@ class InvalidInput(DomainError):
     code = "validation_error"
 
 
+class NotPermitted(InvalidInput):
+    """A value the request may not send without a permission it lacks (403). Named by
+    field like any invalid input, so every page and handler that shows those shows it."""
+
+    status_code = 403
+    code = "not_permitted"
+
+
 class ServiceUnavailable(DomainError):
     status_code = 503
     code = "unavailable"

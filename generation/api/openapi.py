@@ -28,7 +28,7 @@ from generation.registry.documents import (
     documented,
     json_without_nul,
 )
-from generation.registry.validation import OPTIONS_SCHEMA, closed_schema
+from generation.registry.validation import closed_schema, options_schema
 
 ENDPOINTS = {"/images/generate": "image", "/text/generate": "text"}
 def _component_name(slug: str) -> str:
@@ -50,7 +50,7 @@ def model_request_schema(model: AIModel, body: dict[str, Any], name: str) -> dic
     if "options" in properties:
         properties["options"] = {
             "description": properties["options"].get("description", ""),
-            "anyOf": [copy.deepcopy(OPTIONS_SCHEMA), {"type": "null"}]}
+            "anyOf": [options_schema(model.input_schema), {"type": "null"}]}
     if "metadata" in properties:
         properties["metadata"] = {
             "description": properties["metadata"].get("description", ""),

@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from brenia import background
-from brenia.errors import Conflict, FieldProblem, InvalidInput
+from brenia.errors import Conflict, FieldProblem, InvalidInput, NotPermitted
 from brenia.idempotency import replayed, request_fingerprint
 from brenia.inputs import clean_text, json_problems
 from brenia.logs import request_id_var
@@ -70,12 +70,11 @@ class PreparedRequest:
 
 
 def generation_prepare(*, model_slug: str, inputs: Any, options: Any,
-                       output: str = "image", user: Any = None) -> PreparedRequest:
+                       output: str = "image") -> PreparedRequest:
     """Validate against the registry row as it stands now and price the request.
 
     ``output`` is what the caller's endpoint produces ("image" or "text"); a model
-    of the other kind is named as the wrong field rather than half-run. ``user`` is
-    who asks: turning the safety checker off takes a permission.
+    of the other kind is named as the wrong field rather than half-run.
     """
     model = model_get(slug=model_slug)
     if not model.enabled:
@@ -85,13 +84,9 @@ def generation_prepare(*, model_slug: str, inputs: Any, options: Any,
         endpoint = "/api/text/generate" if is_text else "/api/images/generate"
         raise InvalidInput("The model does not fit this endpoint.", errors=[FieldProblem(
             "model", f"is a {'text' if is_text else 'image'} model: use {endpoint}")])
-    try:
-        checked = check_inputs(schema=model.input_schema, inputs=inputs, options=options)
-    except InvalidInput as exc:
-        raise InvalidInput(exc.message, errors=exc.errors + _safety_problems(user, inputs),
-                           code=exc.code) from None
+    checked = check_inputs(schema=model.input_schema, inputs=inputs, options=options)
     # Providers fetch these addresses on the user's behalf: never internal ones.
-    problems = _safety_problems(user, inputs)
+    problems = []
     for field, url in url_fields(model.input_schema, checked):
         try:
             check_public_url(url, field=field, allow_unresolved=True)
@@ -106,8 +101,7 @@ def generation_prepare(*, model_slug: str, inputs: Any, options: Any,
         raise Conflict(f"The model {model.slug!r} is unavailable: its provider is not "
                        "configured.", code="provider_unavailable") from None
     arguments = provider.build_arguments(model=model, inputs=checked, options=options)
-    problems = check_arguments(schema=model.input_schema, arguments=arguments,
-                               options=options)
+    problems = check_arguments(arguments=arguments, options=options)
     if problems:
         raise InvalidInput("The request has invalid fields.", errors=problems)
     estimate = provider.estimate(model, arguments).quantize(Decimal("0.000001"))
@@ -121,7 +115,9 @@ def generation_check(*, model_slug: str, inputs: Any, options: Any, metadata: An
     """Everything a request must pass before a job is made, every problem at once.
 
     ``job_create`` and the API's dry run both call it, so a quote never says
-    ``valid`` for a body the real request would refuse.
+    ``valid`` for a body the real request would refuse. ``user`` is who asks: turning
+    the safety checker off takes a permission, and without it a request that is
+    otherwise valid is a 403 (NotPermitted) naming the field.
     """
     problems = json_problems(metadata, "metadata")
     if problems:  # the walks below recurse: not through deeper JSON than the limit
@@ -136,13 +132,18 @@ def generation_check(*, model_slug: str, inputs: Any, options: Any, metadata: An
             check_webhook_url(webhook_url)
         except InvalidInput as exc:
             problems += exc.errors
+    locked = _safety_problems(user, inputs)
     try:
         prepared = generation_prepare(model_slug=model_slug, inputs=inputs, options=options,
-                                      output=output, user=user)
+                                      output=output)
     except InvalidInput as exc:  # report the other problems in the same answer
-        raise InvalidInput(exc.message, errors=problems + exc.errors) from None
+        raise InvalidInput(exc.message, errors=problems + exc.errors + locked,
+                           code=exc.code) from None
     if problems:
-        raise InvalidInput("The request has invalid fields.", errors=problems)
+        raise InvalidInput("The request has invalid fields.", errors=problems + locked)
+    if locked:
+        raise NotPermitted("Your account may not turn the safety checker off.",
+                           errors=locked)
     return prepared
 
 

@@ -273,10 +273,10 @@ def check_inputs(*, schema: dict[str, Any], inputs: Any, options: Any,
         inputs = clean_free_text(schema, inputs)
         problems += _check(closed_schema(schema), inputs, prefix)
     if options is not None:
-        problems += _check(OPTIONS_SCHEMA, options, "options")
+        problems += _check(options_schema(schema), options, "options")
     named = {problem.field for problem in problems}
     problems += [problem for problem in size_problems(inputs, prefix)
-                 + size_problems(options, "options") if problem.field not in named]
+                 if problem.field not in named]
     if isinstance(inputs, dict):
         inputs, image_problems = normalise_data_uris(schema, inputs, prefix, skip=named)
         problems += image_problems
@@ -285,30 +285,48 @@ def check_inputs(*, schema: dict[str, Any], inputs: Any, options: Any,
     return apply_defaults(schema, inputs)
 
 
-def check_arguments(*, schema: dict[str, Any], arguments: dict[str, Any],
-                    options: dict[str, Any]) -> list[FieldProblem]:
-    """Options a provider mapped onto the model's own inputs, checked against the
-    model's schema for those inputs: ``options.width`` may not ask for more than the
-    model's ``image_size`` allows, nor ``options.num_images`` for more images."""
-    properties = schema.get("properties") or {}
-    mapped: list[tuple[str, Any, dict[str, str]]] = []
+def options_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """``OPTIONS_SCHEMA`` for one model: ``width``, ``height`` and ``num_images`` no wider
+    than the model's own inputs they become (fal's ``image_size`` object, its
+    ``num_images``), so an option cannot ask for what the model's schema refuses. The
+    API document shows each model's own."""
+    narrowed = copy.deepcopy(OPTIONS_SCHEMA)
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    properties = properties if isinstance(properties, dict) else {}
+    sides = _object_form(properties.get("image_size"))
+    for name, source in (("width", sides.get("width")), ("height", sides.get("height")),
+                         ("num_images", properties.get("num_images"))):
+        target = narrowed["properties"][name]
+        for key, pick in (("minimum", max), ("maximum", min)):
+            bound = source.get(key) if isinstance(source, dict) else None
+            if isinstance(bound, int | float) and not isinstance(bound, bool):
+                target[key] = pick(target[key], bound)
+    return narrowed
+
+
+def _object_form(prop: Any) -> dict[str, Any]:
+    """The properties of a property's object form (itself, or one of its anyOf/oneOf)."""
+    forms = [prop] if isinstance(prop, dict) else []
+    for key in ("anyOf", "oneOf"):
+        branches = prop.get(key) if isinstance(prop, dict) else None
+        forms += [b for b in branches if isinstance(b, dict)] if isinstance(branches,
+                                                                            list) else []
+    for form in forms:
+        if isinstance(form.get("properties"), dict):
+            return dict(form["properties"])
+    return {}
+
+
+def check_arguments(*, arguments: dict[str, Any], options: dict[str, Any]) -> list[FieldProblem]:
+    """The global size caps (``limits``) on an ``image_size`` a provider made of
+    ``options.width`` and ``options.height``, named as those options."""
     size = {"width": options.get("width"), "height": options.get("height")}
-    if "width" in options and arguments.get("image_size") == size:
-        mapped.append(("image_size", size, {"": "options.width", "width": "options.width",
-                                            "height": "options.height"}))
-    if "num_images" in options and arguments.get("num_images") == options["num_images"]:
-        mapped.append(("num_images", options["num_images"], {"": "options.num_images"}))
-    problems: list[FieldProblem] = []
-    for name, value, fields in mapped:
-        if not isinstance(properties.get(name), dict):
-            continue
-        found = _check({"type": "object", "properties": {name: properties[name]}},
-                       {name: value}, "")
-        specific = [p for p in found if p.field != name]
-        for problem in specific or found:
-            rest = problem.field.removeprefix(name).lstrip(".")
-            problems.append(FieldProblem(fields.get(rest, fields[""]), problem.problem))
-    return sorted(set(problems), key=lambda p: (p.field, p.problem))
+    if "width" not in options or arguments.get("image_size") != size:
+        return []
+    fields = {"image_size.width": "options.width", "image_size.height": "options.height",
+              "image_size": "options.width"}
+    return [FieldProblem(fields[problem.field.removeprefix("inputs.")], problem.problem)
+            for problem in size_problems({"image_size": size}, "inputs")]
 
 
 def url_fields(schema: dict[str, Any], inputs: dict[str, Any]) -> list[tuple[str, str]]:
