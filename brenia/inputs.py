@@ -1,7 +1,7 @@
 """Limits every input meets, whichever door it came in by: JSON nested at most
 ``MAX_JSON_DEPTH`` levels, strings of at most ``MAX_STRING_CHARS`` characters (data
-URIs, which carry whole images, up to ``MAX_DATA_URI_CHARS``), and free text without
-control characters.
+URIs, which carry whole images, up to ``MAX_DATA_URI_CHARS``) and of valid Unicode,
+and free text without control characters.
 
 Python's JSON parser, jsonschema and the database all recurse; a body nested a few
 hundred levels deep once reached them and came back as a 500. The API's parser
@@ -25,6 +25,10 @@ MAX_DATA_URI_CHARS = 16 * 1024 * 1024
 # line feeds first), DEL and the C1 controls. NUL is not here: it is refused by name.
 _LINE_BREAKS = re.compile(r"\r\n?")
 _CONTROLS = re.compile(r"[\x01-\x08\x0b-\x1f\x7f-\x9f]")
+# JSON's \ud800 escapes can spell half a character; no UTF-8 (PostgreSQL's jsonb, a
+# provider's request) can carry one.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+NOT_UNICODE = "has characters that are not valid Unicode (a lone surrogate)"
 
 
 def _join(prefix: str, key: object) -> str:
@@ -33,11 +37,14 @@ def _join(prefix: str, key: object) -> str:
 
 def _string_problem(text: str) -> str | None:
     cap = MAX_DATA_URI_CHARS if text[:5].lower() == "data:" else MAX_STRING_CHARS
-    return f"must be at most {cap} characters" if len(text) > cap else None
+    if len(text) > cap:
+        return f"must be at most {cap} characters"
+    return NOT_UNICODE if _LONE_SURROGATE.search(text) else None
 
 
 def json_problems(value: Any, prefix: str) -> list[FieldProblem]:
-    """Where ``value`` (parsed JSON) passes the limits: too deep, or a string too long.
+    """Where ``value`` (parsed JSON) passes the limits: too deep, a string too long or
+    not valid Unicode.
 
     Walked with a stack, not recursion, so no depth can break the walk itself. Depth
     counts containers: ``{"a": [1]}`` is two deep. Too deep is named at the field
@@ -70,6 +77,10 @@ def json_problems(value: Any, prefix: str) -> list[FieldProblem]:
             if isinstance(key, str) and len(key) > MAX_STRING_CHARS:
                 problems.append(FieldProblem(path or "body", f"has a key longer than "
                                              f"{MAX_STRING_CHARS} characters"))
+                continue
+            if isinstance(key, str) and _LONE_SURROGATE.search(key):
+                problems.append(FieldProblem(path or "body", "has a key that is not valid "
+                                             "Unicode (a lone surrogate)"))
                 continue
             stack.append((child, child_path, depth + 1, top if path != prefix else child_path))
     return sorted(set(problems), key=lambda p: (p.field, p.problem))

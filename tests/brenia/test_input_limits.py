@@ -139,6 +139,18 @@ def test_a_string_over_64_kib_is_422_but_an_image_data_uri_may_be_longer(
     assert response.status_code == 200, response.json()
 
 
+def test_a_lone_surrogate_is_named_before_it_reaches_the_database(owner: Persona) -> None:
+    # JSON can spell half a character (\ud800); PostgreSQL's jsonb refused it with a 500.
+    raw = ('{"model": "flux-schnell", "inputs": {"prompt": "a\\ud800b"}, '
+           '"metadata": {"k\\udfff": 1}}')
+    response = owner.api().post_json(GENERATE, raw=raw)
+    assert response.status_code == 422
+    assert problems(response) == {
+        "inputs.prompt": "has characters that are not valid Unicode (a lone surrogate)",
+        "metadata": "has a key that is not valid Unicode (a lone surrogate)"}
+    assert not Job.objects.exists()
+
+
 def test_deep_json_in_a_playground_form_is_an_inline_error_not_a_500(
         owner: Persona, gemini_emulator: Any) -> None:
     for depth in (40, 5000):
