@@ -197,17 +197,17 @@ _plain_lock = threading.Lock()
 _plain: OrderedDict[str, tuple[str, int, int]] = OrderedDict()
 
 
-def _remember(digest: str, image: NormalisedImage) -> None:
+def _remember(key: str, image: NormalisedImage) -> None:
     with _plain_lock:
-        _plain[digest] = (image.mime, image.width, image.height)
-        _plain.move_to_end(digest)
+        _plain[key] = (image.mime, image.width, image.height)
+        _plain.move_to_end(key)
         while len(_plain) > _PLAIN_SEEN:
             _plain.popitem(last=False)
 
 
-def _recalled(digest: str, data: bytes) -> NormalisedImage | None:
+def _recalled(key: str, data: bytes) -> NormalisedImage | None:
     with _plain_lock:
-        known = _plain.get(digest)
+        known = _plain.get(key)
     return NormalisedImage(data, *known) if known else None
 
 
@@ -249,8 +249,8 @@ def normalise_image(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES,
     ``JPEG_QUALITY``. Both carry the sRGB profile. An image that is plain already is
     returned as given. Raises :class:`ImageRefused`.
     """
-    digest = hashlib.sha256(data).hexdigest()
-    known = _recalled(digest, data)
+    limits = f"{max_bytes}:{max_pixels}"  # found plain under these limits, not others
+    known = _recalled(f"{hashlib.sha256(data).hexdigest()}:{limits}", data)
     if known is not None:
         return known
     img = open_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
@@ -275,5 +275,6 @@ def normalise_image(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES,
             pixels.save(out, "JPEG", quality=JPEG_QUALITY, icc_profile=srgb_icc_bytes())
             mime = "image/jpeg"
         result = NormalisedImage(out.getvalue(), mime, *pixels.size)
-    _remember(hashlib.sha256(result.data).hexdigest(), result)
+    if len(result.data) <= max_bytes:  # else it would not pass these limits as given
+        _remember(f"{hashlib.sha256(result.data).hexdigest()}:{limits}", result)
     return result
