@@ -9,6 +9,8 @@ full table.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
 from pathlib import Path
 
@@ -79,6 +81,7 @@ INSTALLED_APPS = [
 AUTH_USER_MODEL = "accounts.User"
 
 MIDDLEWARE = [
+    "brenia.metrics.MetricsMiddleware",  # first: it times everything below
     "brenia.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -202,14 +205,24 @@ BRENIA_PROVIDER_CLASSES: dict[str, str] = {
 }
 FAL_KEY = env_str("FAL_KEY")
 FAL_QUEUE_URL = env_url("FAL_QUEUE_URL", "https://queue.fal.run").rstrip("/")
-FAL_WEBHOOK_JWKS_URL = env_url("FAL_WEBHOOK_JWKS_URL", "https://rest.fal.ai/.well-known/jwks.json")
+# The keys that sign fal's webhooks. https only in production; elsewhere http is also
+# taken, and fetched only from a provider host (the emulator in development and tests).
+FAL_WEBHOOK_JWKS_URL = env_url("FAL_WEBHOOK_JWKS_URL", "https://rest.fal.ai/.well-known/jwks.json",
+                               schemes=("https",) if PRODUCTION else ("http", "https"))
 FAL_WEBHOOK_TOLERANCE = env_int("FAL_WEBHOOK_TOLERANCE", 300, minimum=1)
+# Brenia's fal account id, as fal sends it in X-Fal-Webhook-User-Id (the emulator sends
+# FAL_KEY's id, before the ":"): a webhook fal signed for any other account is refused.
+# Unset: webhooks of any account are taken.
+FAL_USER_ID = env_str("FAL_USER_ID")
 # Seconds a fal request may wait to start before fal gives up on it (0: no limit).
 BRENIA_FAL_START_TIMEOUT = env_float("BRENIA_FAL_START_TIMEOUT", 0.0, minimum=0.0)
 GEMINI_API_KEY = env_str("GEMINI_API_KEY")
 GEMINI_BASE_URL = env_url("GEMINI_BASE_URL", "https://generativelanguage.googleapis.com").rstrip("/")
 # Largest result image Brenia will download from a provider.
 BRENIA_MAX_DOWNLOAD_BYTES = env_int("BRENIA_MAX_DOWNLOAD_BYTES", 40 * 1024 * 1024, minimum=1024)
+# Seconds one download (a result or reference image) may take from connecting to its
+# last byte, however steadily the bytes trickle in.
+BRENIA_DOWNLOAD_TIMEOUT = env_float("BRENIA_DOWNLOAD_TIMEOUT", 120.0, minimum=1.0)
 # Hosts a provider may hand back result URLs on even when they resolve to loopback
 # (the built-in emulators); user-supplied URLs never get this exemption.
 BRENIA_TRUSTED_RESULT_HOSTS = env_list("BRENIA_TRUSTED_RESULT_HOSTS")
@@ -262,8 +275,8 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = PRODUCTION
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("BRENIA_SSL_REDIRECT", default=True)
-    # Load balancers probe over plain HTTP.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    # Load balancers probe, and Prometheus may scrape, over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
     SECURE_HSTS_SECONDS = env_int("BRENIA_HSTS_SECONDS", 31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("BRENIA_HSTS_SUBDOMAINS", default=True)
     SECURE_HSTS_PRELOAD = env_bool("BRENIA_HSTS_PRELOAD", default=True)
@@ -294,6 +307,33 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# --- metrics (Prometheus, at /metrics) -------------------------------------------------
+# Every Brenia process of one machine (daphne, workers) writes its series to files here
+# and /metrics adds them up: prometheus_client's multiprocess mode. One folder per
+# machine, shared by processes that see each other's pids (a dead one's files are
+# dropped by pid). prometheus_client reads PROMETHEUS_MULTIPROC_DIR when first imported,
+# which is after settings; the processes `serve` starts inherit it.
+BRENIA_METRICS_DIR = Path(env_str("BRENIA_METRICS_DIR") or DATA_DIR / "metrics")
+BRENIA_METRICS_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(BRENIA_METRICS_DIR)
+
+
+def _metrics_token() -> str:
+    """The bearer token /metrics asks for. Unset in production: /metrics is off (404),
+    never open. Unset in development: one is made and kept in DATA_DIR/metrics_token."""
+    from_env = env_str("BRENIA_METRICS_TOKEN")
+    if from_env or PRODUCTION:
+        return from_env
+    token_file = DATA_DIR / "metrics_token"
+    if not token_file.exists():
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):  # another process made it first
+            write_private(token_file, secrets.token_urlsafe(32))
+    return token_file.read_text().strip()
+
+
+BRENIA_METRICS_TOKEN = _metrics_token()
+
 # --- logging ----------------------------------------------------------------------------
 LOG_FORMAT = env_choice("LOG_FORMAT", "json" if PRODUCTION else "text", ("json", "text"))
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -319,5 +359,12 @@ LOGGING = {
         "httpx2": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         "django.channels.server": {"level": "WARNING"},
+        # Django's own console handler (plain text, DEBUG only) goes: its lines reach
+        # the root's handler like every other, in LOG_FORMAT, once. INFO, as Django has
+        # it, whatever LOG_LEVEL says: with DEBUG on, django.db.backends logs each SQL
+        # statement at DEBUG with its parameters (webhook secrets, session keys).
+        "django": {"level": "INFO"},
+        # One INFO line per Gemini call about its function-calling loop: noise.
+        "google_genai": {"level": "WARNING"},
     },
 }
