@@ -21,10 +21,13 @@ MAX_STRING_CHARS = 64 * 1024
 # A data URI is an image: the request body's own cap is the real limit, and each
 # image field's schema (maxLength) the tighter one. This only bounds the rest.
 MAX_DATA_URI_CHARS = 16 * 1024 * 1024
-# What free text loses: C0 controls but tab and line feed (carriage returns become
-# line feeds first), DEL and the C1 controls. NUL is not here: it is refused by name.
+# What free text loses: C0 controls but tab, line feed and carriage return (a CRLF or a
+# lone CR becomes a line feed), DEL and the C1 controls. Each becomes a space rather
+# than vanishing, so a word stays apart from the next and a value keeps its length: a
+# value the API document calls long enough (minLength) never becomes empty. NUL is not
+# here: it is refused by name.
 _LINE_BREAKS = re.compile(r"\r\n?")
-_CONTROLS = re.compile(r"[\x01-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROLS = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # JSON's \ud800 escapes can spell half a character; no UTF-8 (PostgreSQL's jsonb, a
 # provider's request) can carry one.
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -87,5 +90,6 @@ def json_problems(value: Any, prefix: str) -> list[FieldProblem]:
 
 
 def clean_text(text: str) -> str:
-    """Free text without control characters: line breaks as ``\\n``, tabs kept."""
-    return _CONTROLS.sub("", _LINE_BREAKS.sub("\n", text))
+    """Free text without control characters (each a space): line breaks as ``\\n``,
+    tabs kept."""
+    return _CONTROLS.sub(" ", _LINE_BREAKS.sub("\n", text))

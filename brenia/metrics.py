@@ -34,6 +34,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
+from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -242,6 +243,9 @@ def forget_dead_processes() -> None:
             path.unlink(missing_ok=True)
 
 
+RENDER_ATTEMPTS = 5
+
+
 def render() -> bytes:
     """Every process's series, added up, in the Prometheus text format."""
     for _path, kind, pid in _process_files():
@@ -249,6 +253,13 @@ def render() -> bytes:
             process_exited(pid)  # killed without a word (SIGKILL, OOM)
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=str(settings.BRENIA_METRICS_DIR))
+    for _attempt in range(RENDER_ATTEMPTS - 1):
+        try:
+            return generate_latest(registry)
+        except FileNotFoundError:
+            # A starting worker forgot a dead process between the collector listing the
+            # files and reading them: list again.
+            continue
     return generate_latest(registry)
 
 
@@ -259,6 +270,7 @@ def _token_matches(request: HttpRequest, token: str) -> bool:
 
 
 @require_GET
+@sensitive_variables("token")
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """``/metrics`` for a scraper holding ``BRENIA_METRICS_TOKEN``; off without one."""
     token = settings.BRENIA_METRICS_TOKEN
