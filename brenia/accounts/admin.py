@@ -3,7 +3,9 @@ from django.contrib.auth.admin import UserAdmin
 
 from brenia.accounts.models import ApiKey, User
 
-admin.site.register(User, UserAdmin)
+@admin.register(User)
+class BreniaUserAdmin(UserAdmin):
+    fieldsets = (*(UserAdmin.fieldsets or ()), ("Time zone", {"fields": ("time_zone",)}))
 
 
 @admin.register(ApiKey)

@@ -8,17 +8,33 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import zoneinfo
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
 KEY_PREFIX = "brn_"
 
 
+def _valid_time_zone(name: str) -> None:
+    if name not in zoneinfo.available_timezones():
+        raise ValidationError(f"{name!r} is not an IANA time zone, like Europe/Paris.")
+
+
 class User(AbstractUser):
     """A person who signs in to Brenia (marketer or admin)."""
+
+    # Where the person's day begins and ends: daily caps reset at their midnight, and
+    # pages show their times. An IANA name, not an offset, so summer time follows.
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[_valid_time_zone],
+                                 help_text="IANA time zone, like America/Los_Angeles")
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
 
 
 def hash_api_key(raw: str) -> str:
