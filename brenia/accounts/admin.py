@@ -3,6 +3,7 @@ from django.contrib.auth.admin import UserAdmin
 
 from brenia.accounts.models import ApiKey, User
 
+
 @admin.register(User)
 class BreniaUserAdmin(UserAdmin):
     fieldsets = (*(UserAdmin.fieldsets or ()), ("Time zone", {"fields": ("time_zone",)}))
