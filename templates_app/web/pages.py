@@ -34,7 +34,7 @@ from templates_app.spec import variables_schema
 # (An optional one left empty stays empty: it would add a step, a face swap, to the price.)
 QUOTE_PLACEHOLDER_IMAGE = "data:image/png;base64," + base64.b64encode(bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360f8cf00000301010018dd8db00000000049454e44ae426082"
+    "1f15c4890000000d49444154789c6360606060000000050001a5f645400000000049454e44ae426082"
 )).decode()
 OUTPUT_FORMATS = [("png", "PNG (lossless)"), ("jpeg", "JPEG (smallest)"), ("webp", "WebP")]
 HOME_RUNS = 8

@@ -23,7 +23,7 @@ BILLBOARD = "/templates/billboard/"
 
 def browser_for(persona: Persona) -> Client:
     client = Client()
-    assert client.login(username=persona.user.username, password=persona.password)
+    client.force_login(persona.user)
     return client
 
 
@@ -62,6 +62,17 @@ def test_an_unfinished_form_is_quoted_with_what_is_missing(owner: Persona,
     html = browser_for(owner).post(BILLBOARD + "quote", billboard_form(product="")).content
     assert b"data-quote-problems" in html and b"Product" in html
     assert b"data-quote-total" not in html
+
+
+def test_a_form_waiting_for_its_product_photo_is_priced_all_the_same(
+        owner: Persona, templates: None) -> None:  # noqa: F811
+    # The photo is never uploaded for a quote: a placeholder image stands in, and it must
+    # pass the same image checks a real upload does.
+    html = browser_for(owner).post("/templates/product-shot/quote", {
+        "product_name": "Limonaia lemonade", "run-formats": ["square"],
+        "run-output_format": "png"}).content.decode()
+    assert "data-quote-total" in html, html
+    assert _total(html) > 0
 
 
 def test_copy_that_cannot_fit_is_refused_inline_and_nothing_starts(
