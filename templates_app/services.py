@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from brenia.errors import FieldProblem, InvalidInput, NotFound
 from brenia.idempotency import replayed, request_fingerprint
 from brenia.urlguard import check_public_url
+from generation.jobs.admission import job_admit
 from generation.jobs.services import generation_check, job_local_create
 from generation.models import ModelKind
 from generation.registry.selectors import model_get
@@ -233,6 +234,8 @@ def template_run_start(*, user: Any, slug: str, variables: Any, brand_kit: Any =
                 user=user, label=f"template:{plan.template.slug}",
                 version=f"v{plan.version.number}", estimated_cost=plan.estimated_cost,
                 inputs={"variables": plan.variables, "formats": plan.formats})
+            # The run is admitted (limits, a hold of its whole quote) as one job.
+            job_admit(job=parent)
             run = TemplateRun.objects.create(
                 user=user, template=plan.template, version=plan.version,
                 brand_kit=plan.brand_kit, brand=brand_snapshot(plan.brand_kit),

@@ -15,6 +15,7 @@ from ninja import Field, Header, Query, Router, Schema, Status
 from pydantic import AfterValidator, BeforeValidator, StringConstraints, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from brenia.accounts.models import hash_api_key
 from brenia.errors import NotFound
 from brenia.schemas import ErrorOut, auth_user
 from generation.jobs import selectors, services
@@ -192,7 +193,20 @@ def _job_state_sync(user: Any, job_id: Any) -> dict[str, Any]:
 # the accepted job, or the one error shape.
 GENERATE_RESPONSES: dict[int, Any] = {
     200: JobOut | QuoteOut, 202: AcceptedOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut,
-    404: ErrorOut, 409: ErrorOut, 413: ErrorOut, 422: ErrorOut, 500: ErrorOut}
+    404: ErrorOut, 409: ErrorOut, 413: ErrorOut, 422: ErrorOut, 429: ErrorOut, 500: ErrorOut}
+# 403 also answers a plan's refusal (model_not_in_plan, daily_cap_reached,
+# concurrency_limit, budget_exceeded: the body's ``limit`` names it, its value and
+# reset); 429 (rate_limited, with Retry-After) more submissions a minute than the
+# plan allows one key.
+
+
+def _client(request: HttpRequest) -> str:
+    """Who the plan's rate counts against: the API key used (by its digest, never the
+    key itself), else the session's user."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token:
+        return "key:" + hash_api_key(token)[:32]
+    return f"user:{auth_user(request).pk}"
 
 
 @router.post(
@@ -258,7 +272,8 @@ async def _generate(request: HttpRequest, *, model: str, inputs: dict[str, Any],
                      "provider_arguments": prepared.provider_arguments})
     job, _created = await sync_to_async(services.job_create)(
         user=user, model_slug=model, inputs=inputs, options=options, metadata=metadata,
-        webhook_url=webhook_url or "", idempotency_key=idempotency_key, output=output)
+        webhook_url=webhook_url or "", idempotency_key=idempotency_key, output=output,
+        client=_client(request))
     deadline = min(wait, settings.BRENIA_MAX_WAIT)
     if deadline:
         state = await _wait_for_terminal(user, job.pk, deadline)

@@ -16,6 +16,7 @@ from brenia.idempotency import replayed, request_fingerprint
 from brenia.inputs import clean_text, json_problems
 from brenia.logs import request_id_var
 from brenia.urlguard import check_public_url, check_webhook_url
+from generation.jobs.admission import job_admit
 from generation.jobs.events import notify_job_event
 from generation.jobs.lifecycle import StoredImage, job_finish
 from generation.jobs.results import CheckedImage, store_image_sync
@@ -149,11 +150,14 @@ def generation_check(*, model_slug: str, inputs: Any, options: Any, metadata: An
 
 def job_create(*, user: Any, model_slug: str, inputs: Any, options: Any = None,
                metadata: Any = None, idempotency_key: str = "", webhook_url: str = "",
-               output: str = "image", parent: Job | None = None) -> tuple[Job, bool]:
+               output: str = "image", parent: Job | None = None,
+               client: str = "") -> tuple[Job, bool]:
     """Validate, create a queued job and dispatch it after commit.
 
     Returns ``(job, created)``. With an idempotency key, the same key and body
     return the job made the first time; the same key with another body is a 409.
+    The admission hooks (plans, limits, a cost hold) run in the inserting
+    transaction; ``client`` names the credential the request came with.
     """
     fingerprint = request_fingerprint(model=model_slug, inputs=inputs, options=options or {},
                                       metadata=[metadata, webhook_url])
@@ -184,6 +188,7 @@ def job_create(*, user: Any, model_slug: str, inputs: Any, options: Any = None,
                 request_id=request_id_var.get(),
                 parent=parent,
             )
+            job_admit(job=job, client=client)
             notify_job_event(job=job, type="queued", payload={"status": job.status,
                                                               "position": None})
             transaction.on_commit(lambda: job_run_submit(job.pk))
