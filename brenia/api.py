@@ -17,6 +17,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
 
+from brenia.accounts.api import router as keys_router
 from brenia.accounts.auth import api_auth
 from brenia.errors import DomainError, FieldProblem, InvalidInput
 from brenia.inputs import MAX_JSON_DEPTH, json_problems
@@ -76,7 +77,11 @@ api = BreniaAPI(
     version="1",
     description=(
         "Turn a marketing brief into finished images. Authenticate with "
-        "`Authorization: Bearer <key>` (create one with `manage.py create_api_key USERNAME`)."
+        "`Authorization: Bearer <key>` (create one on the API keys page, at "
+        "`POST /api/keys`, or with `manage.py create_api_key USERNAME`). A key has scopes: "
+        "`read` for every GET, `generate` to create, cancel or retry work and rate images, "
+        "`admin` for account management (API keys, the webhook secret, brand kit writes). "
+        "A key without the scope an operation needs is answered 403 `insufficient_scope`."
     ),
     auth=api_auth,
     urls_namespace="api",
@@ -196,8 +201,27 @@ def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
         "internal_error", "Brenia hit an unexpected error. It has been logged."), status=500)
 
 
+def document_scope_refusals(schema: dict[str, Any]) -> None:
+    """Every operation that needs authentication may answer 403 ``insufficient_scope``
+    (a key without its scope): said once here rather than on each route, with the error
+    body its 401 already documents."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {}) if isinstance(operation, dict) else {}
+            # ninja keys responses by int status here; the JSON document by string.
+            unauthorized = 401 if 401 in responses else "401"
+            if operation.get("security") and unauthorized in responses:
+                forbidden = 403 if unauthorized == 401 else "403"
+                refusal = responses.setdefault(forbidden, {**responses[unauthorized]})
+                refusal["description"] = (
+                    "Forbidden: the API key lacks the scope this operation needs "
+                    "(insufficient_scope), or a session request lacks its CSRF token")
+
+
+api.add_router("/", keys_router)
 api.add_router("/", generation_router)
 api.add_router("/", webhooks_router)
 api.add_router("/", templates_router)
 api.openapi_extensions.append(extend_openapi)
+api.openapi_extensions.append(document_scope_refusals)
 api.openapi_extensions.append(extend_templates_openapi)

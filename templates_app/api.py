@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from ninja import Field, Header, Query, Router, Schema, Status
 from pydantic import StringConstraints
 
+from brenia.accounts.auth import admin_auth
 from brenia.errors import FieldProblem, InvalidInput, NotFound
 from brenia.schemas import ErrorOut, auth_user
 from generation.jobs.presenters import RatingState
@@ -294,9 +295,9 @@ def list_brand_kits(request: HttpRequest) -> Any:
             for kit in selectors.brand_kit_list_for_user(user=auth_user(request))]
 
 
-@router.post("/brand-kits", response={201: BrandKitOut, 400: ErrorOut, 401: ErrorOut,
-                                      403: ErrorOut, 413: ErrorOut, 422: ErrorOut,
-                                      500: ErrorOut})
+@router.post("/brand-kits", auth=admin_auth,  # brand kit writes are account management
+             response={201: BrandKitOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut,
+                       413: ErrorOut, 422: ErrorOut, 500: ErrorOut})
 def create_brand_kit(request: HttpRequest, payload: BrandKitIn) -> Any:
     kit = brands.brand_kit_save(
         owner=auth_user(request), name=payload.name, palette=payload.palette,

@@ -89,12 +89,15 @@ class ApiClient(Client):
 def make_persona(username: str, *, staff: bool = False) -> Persona:
     from django.contrib.auth import get_user_model
 
+    from brenia.accounts.models import SCOPES
     from brenia.accounts.services import api_key_create
 
     password = f"{username}-password-123"
     user = get_user_model().objects.create_user(username=username, password=password,
                                                 is_staff=staff, is_superuser=staff)
-    _, key = api_key_create(user=user)
+    # Every scope: a persona's key can do whatever its user can (scopes are tested
+    # with keys made for that, in tests/brenia/test_api_keys.py).
+    _, key = api_key_create(user=user, scopes=SCOPES)
     return Persona(user=user, key=key, password=password)
 
 

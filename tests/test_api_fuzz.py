@@ -22,8 +22,8 @@ By hand, against ``make run``::
 
 Settings per operation are in ``tests/fuzz/schemathesis.toml`` (why, beside each): a
 template run is quoted (``dry_run``) rather than started, and the run and job
-operations get a real run's id and its job's, the image operations its output's, and the
-brand kit operations a kit's.
+operations get a real run's id and its job's, the image operations its output's, the
+brand kit operations a kit's, and the key revoke a spare key's (never the run's own key).
 
 Exclusions: none among the documented operations. ``POST /api/webhooks/fal`` is not
 in the document (``include_in_schema=False``): fal signs each call with its own
@@ -165,9 +165,11 @@ def fuzz_env(monkeypatch: pytest.MonkeyPatch, gemini_emulator: EmulatorThread) -
 def fuzz_run(fuzz_env: None, owner: Persona, live_fal: EmulatorThread,
              monkeypatch: pytest.MonkeyPatch) -> str:
     """The seed templates, and one finished run of the owner's for the run operations;
-    its output, rated, for the image operations; a brand kit for the brand kit ones."""
+    its output, rated, for the image operations; a brand kit for the brand kit ones; a
+    spare API key for the revoke operation."""
     from asgiref.sync import async_to_sync
 
+    from brenia.accounts.services import api_key_create
     from generation.jobs.services import image_rate
     from templates_app.brands import brand_kit_save
     from templates_app.services import ad_template_seed, template_run_start
@@ -184,6 +186,9 @@ def fuzz_run(fuzz_env: None, owner: Persona, live_fal: EmulatorThread,
     monkeypatch.setenv("BRENIA_FUZZ_IMAGE_ID", str(output.image_id))
     kit = brand_kit_save(owner=owner.user, name="Fuzz kit", palette=["#c2410c", "#1d1d28"])
     monkeypatch.setenv("BRENIA_FUZZ_KIT_ID", str(kit.pk))
+    # A key of the owner's for DELETE /api/keys/{key_id} to revoke: never the run's own.
+    spare, _ = api_key_create(user=owner.user, name="Fuzz spare key")
+    monkeypatch.setenv("BRENIA_FUZZ_API_KEY_ID", str(spare.pk))
     return str(run.pk)
 
 

@@ -1,7 +1,10 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from brenia.accounts.models import ApiKey, User
+from brenia.accounts.services import api_key_revoke
 
 
 @admin.register(User)
@@ -11,7 +14,15 @@ class BreniaUserAdmin(UserAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ("prefix", "user", "name", "created_at", "last_used_at", "revoked_at")
+    list_display = ("prefix", "user", "name", "scopes", "created_at", "expires_at",
+                    "last_used_at", "revoked_at")
     list_filter = ("revoked_at",)
     search_fields = ("prefix", "user__username", "name")
-    readonly_fields = ("prefix", "key_hash", "created_at", "last_used_at")
+    # Revoked through the action, which also closes the key's sockets.
+    readonly_fields = ("prefix", "key_hash", "created_at", "last_used_at", "revoked_at")
+    actions = ["revoke"]
+
+    @admin.action(description="Revoke the selected keys (their sockets close)")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        for key in queryset.filter(revoked_at__isnull=True):
+            api_key_revoke(key=key)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import zoneinfo
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
@@ -17,6 +18,16 @@ from django.db import models
 from django.utils import timezone
 
 KEY_PREFIX = "brn_"
+
+# What a key may do. GET requests need "read"; requests that create, cancel or retry
+# work or rate images "generate"; account management (keys, the webhook secret, brand
+# kit writes) "admin". A browser session has every scope.
+SCOPES = ("generate", "read", "admin")
+DEFAULT_SCOPES = ("generate", "read")
+
+
+def default_scopes() -> list[str]:
+    return list(DEFAULT_SCOPES)
 
 
 def _valid_time_zone(name: str) -> None:
@@ -54,6 +65,10 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    scopes = models.JSONField(default=default_scopes,
+                              help_text='Some of "generate", "read", "admin"')
+    expires_at = models.DateTimeField(null=True, blank=True,
+                                      help_text="Refused from this time on; empty: never")
 
     class Meta:
         ordering = ["-created_at"]
@@ -61,6 +76,13 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.user})"
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in (self.scopes or [])
+
+    def is_live(self, now: datetime | None = None) -> bool:
+        now = now or timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
 
     @staticmethod
     def generate_raw() -> str:

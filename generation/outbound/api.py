@@ -8,6 +8,7 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import Query, Router, Schema
 
+from brenia.accounts.auth import admin_auth
 from brenia.schemas import ErrorOut, auth_user
 from generation.outbound import selectors, signing
 from generation.outbound.models import WebhookDelivery
@@ -47,14 +48,16 @@ def _delivery_out(delivery: WebhookDelivery) -> dict[str, Any]:
     }
 
 
-@router.get("/account/webhook-secret",
-            response={200: WebhookSecretOut, 401: ErrorOut, 500: ErrorOut},
+# The secret and its rotation are account management ("admin"): whoever holds the
+# secret can sign deliveries the user's receiver would trust.
+@router.get("/account/webhook-secret", auth=admin_auth,
+            response={200: WebhookSecretOut, 401: ErrorOut, 403: ErrorOut, 500: ErrorOut},
             summary="Your webhook signing secret (made on first request)")
 def get_webhook_secret(request: HttpRequest) -> Any:
     return signing.webhook_secret_get_or_create(user_id=auth_user(request).pk)
 
 
-@router.post("/account/webhook-secret/rotate",
+@router.post("/account/webhook-secret/rotate", auth=admin_auth,
              response={200: WebhookSecretOut, 401: ErrorOut, 403: ErrorOut, 413: ErrorOut,
                        500: ErrorOut},
              summary="Replace your webhook secret; later deliveries use the new one")

@@ -1,4 +1,9 @@
-"""WebSocket authentication: the session cookie, or ``Authorization: Bearer <key>``."""
+"""WebSocket authentication: the session cookie, or ``Authorization: Bearer <key>``.
+
+A socket opened with a key carries it in ``scope["api_key"]`` (its id, scopes and
+expiry, plain values): the consumer checks the scope and joins the key's group, so
+revoking the key closes the socket.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import AnonymousUser
 
-from brenia.accounts.auth import user_for_api_key
+from brenia.accounts.auth import api_key_for_raw
 
 
 class _BearerMiddleware:
@@ -23,8 +28,10 @@ class _BearerMiddleware:
             headers = dict(scope.get("headers") or [])
             value = headers.get(b"authorization", b"").decode("latin-1")
             if value.lower().startswith("bearer "):
-                found = await database_sync_to_async(user_for_api_key)(value[7:].strip())
-                scope = {**scope, "user": found or AnonymousUser()}
+                key = await database_sync_to_async(api_key_for_raw)(value[7:].strip())
+                scope = {**scope, "user": key.user if key else AnonymousUser(),
+                         "api_key": {"id": key.pk, "scopes": list(key.scopes),
+                                     "expires_at": key.expires_at} if key else None}
         return await self.inner(scope, receive, send)
 
 

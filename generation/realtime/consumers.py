@@ -4,17 +4,26 @@ or ``/ws/jobs/?job=<id>&after=<seq>`` (one job, catching up after ``seq``).
 Consumers only relay: they authorize in ``connect`` and forward events from the
 channel layer. A snapshot follows every (re)subscribe, so a dropped connection
 never leaves a client on a stale state.
+
+A socket lives only as long as what let it in: it joins its account's group and, when
+opened with an API key, the key's, and closes (4401) when told the key was revoked or
+the account deactivated (``brenia.accounts.realtime``), or when the key expires. A key
+needs the "read" scope to open one (4403 otherwise).
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from brenia.accounts.realtime import CLOSE_ACCESS_REVOKED, account_group, api_key_group
+from brenia.accounts.selectors import access_still_granted
 from brenia.errors import NotFound
 from brenia.metrics import CountedConnection
 from generation.jobs.events import job_group, user_group
@@ -22,6 +31,7 @@ from generation.jobs.presenters import job_state
 from generation.jobs.selectors import job_events_after, job_get_for_user, job_list_for_user
 
 CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 
 
@@ -53,9 +63,12 @@ class JobEventsConsumer(CountedConnection, AsyncJsonWebsocketConsumer):
         self.seen: dict[str, int] = {}
         self.groups_joined: set[str] = set()
         self.unconfirmed: set[str] = set()
+        self.expiry: asyncio.TimerHandle | None = None
         await self.accept()
         if self.user is None or not self.user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        if not await self._hold_access():
             return
         query = parse_qs(self.scope.get("query_string", b"").decode())
         job_id = (query.get("job") or [""])[0]
@@ -104,6 +117,36 @@ class JobEventsConsumer(CountedConnection, AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "snapshot", "job_id": state["id"],
                               "seq": state["last_event_seq"], "job": state})
 
+    async def _hold_access(self) -> bool:
+        """Join the groups a revoke or deactivation is sent to, then check once more that
+        the key and the account are still good: a revoke committed in between is seen
+        by one or the other. False (and closed) when the socket may not stay."""
+        key = self.scope.get("api_key")
+        if key is not None and "read" not in key["scopes"]:
+            await self.send_json({"type": "error", "code": "insufficient_scope",
+                                  "message": "This API key lacks the 'read' scope."})
+            await self.close(code=CLOSE_FORBIDDEN)
+            return False
+        await self._join(account_group(self.user.pk))
+        if key is not None:
+            await self._join(api_key_group(key["id"]))
+        granted = await database_sync_to_async(access_still_granted)(
+            user_id=self.user.pk, key_id=key["id"] if key else None)
+        if not granted:
+            await self.close(code=CLOSE_ACCESS_REVOKED)
+            return False
+        expires_at: datetime | None = key["expires_at"] if key else None
+        if expires_at is not None:
+            loop = asyncio.get_running_loop()
+            delay = max(0.0, (expires_at - datetime.now(expires_at.tzinfo)).total_seconds())
+            self.expiry = loop.call_later(delay, lambda: asyncio.ensure_future(
+                self.close(code=CLOSE_ACCESS_REVOKED)))
+        return True
+
+    async def access_revoked(self, message: dict[str, Any]) -> None:
+        """The key was revoked or the account deactivated (see brenia.accounts.realtime)."""
+        await self.close(code=CLOSE_ACCESS_REVOKED)
+
     async def _join(self, group: str) -> None:
         if group not in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
@@ -130,6 +173,9 @@ class JobEventsConsumer(CountedConnection, AsyncJsonWebsocketConsumer):
         await self.send_json(event)
 
     async def disconnect(self, code: int) -> None:
+        expiry: asyncio.TimerHandle | None = getattr(self, "expiry", None)
+        if expiry is not None:
+            expiry.cancel()
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
 
