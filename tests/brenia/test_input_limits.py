@@ -66,7 +66,7 @@ def bomb() -> bytes:
 
 def browser_for(persona: Persona) -> Client:
     client = Client()
-    assert client.login(username=persona.user.username, password=persona.password)
+    client.force_login(persona.user)
     return client
 
 

@@ -76,7 +76,7 @@ BRIEF = {"model": "flux-schnell", "inputs": {"prompt": "lemonade"}}
 def browser(persona: Persona) -> Client:
     """A logged-in browser: no bearer key, and CSRF enforced as a real browser meets it."""
     client = Client(enforce_csrf_checks=True)
-    assert client.login(username=persona.user.username, password=persona.password)
+    client.force_login(persona.user)
     return client
 
 

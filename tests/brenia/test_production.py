@@ -89,7 +89,7 @@ def test_pages_carry_a_content_security_policy(owner: Persona) -> None:
 @pytest.mark.django_db
 def test_not_found_is_a_page_of_ours_that_says_why(owner: Persona) -> None:
     client = Client()
-    assert client.login(username=owner.user.username, password=owner.password)
+    client.force_login(owner.user)
     response = client.get("/runs/00000000-0000-0000-0000-000000000000/")
     assert response.status_code == 404
     assert b"There is no such run." in response.content

@@ -45,7 +45,7 @@ def staff(db: Any, seeded: None) -> Persona:
 @pytest.fixture
 def console(staff: Persona) -> Client:
     client = Client()
-    assert client.login(username=staff.user.username, password=staff.password)
+    client.force_login(staff.user)
     return client
 
 
@@ -500,9 +500,9 @@ def test_operators_see_any_jobs_images_in_the_admin(client: Any, owner: Any) -> 
                                  height=1, format="PNG", bytes=11, model_slug="flux-schnell",
                                  model_version="1")
     url = f"/admin/generation/job/{job.pk}/image/{image.pk}/"
-    make_persona("operator", staff=True)
+    operator = make_persona("operator", staff=True)
     assert client.get(url).status_code == 302  # to the admin login
-    client.login(username="operator", password="operator-password-123")
+    client.force_login(operator.user)
     response = client.get(url)
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == b"\x89PNG-bytes"

@@ -199,7 +199,7 @@ def test_a_bomb_costs_nothing_to_refuse() -> None:
 
 def browser_for(persona: Persona) -> Client:
     client = Client()
-    assert client.login(username=persona.user.username, password=persona.password)
+    client.force_login(persona.user)
     return client
 
 

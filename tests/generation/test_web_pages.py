@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 def browser_for(persona: Persona) -> Client:
     client = Client()
-    assert client.login(username=persona.user.username, password=persona.password)
+    client.force_login(persona.user)
     return client
 
 

@@ -63,7 +63,7 @@ def console(db: Any, seeded: None) -> Client:
     ad_template_seed()
     staff = make_persona("operator", staff=True)
     client = Client()
-    assert client.login(username=staff.user.username, password=staff.password)
+    client.force_login(staff.user)
     return client
 
 

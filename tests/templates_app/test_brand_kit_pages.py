@@ -39,7 +39,7 @@ def _media(settings: Any, tmp_path: Path) -> None:
 
 def logged_in(persona: Persona) -> Client:
     client = Client()
-    assert client.login(username=persona.user.username, password=persona.password)
+    client.force_login(persona.user)
     return client
 
 
