@@ -124,6 +124,11 @@ def test_settled_total_is_the_completed_jobs_costs_and_no_hold_stays_open(
                                        model__isnull=False)
         assert _sum(LedgerKind.SETTLE, owner.user) == \
             (completed.aggregate(s=Sum("cost"))["s"] or Decimal(0))
+        if scenario.parent is not None:  # a run's total is its steps' settled costs
+            steps = completed.filter(parent=scenario.parent)
+            assert (LedgerEntry.objects.filter(kind=LedgerKind.SETTLE, job__in=steps)
+                    .aggregate(s=Sum("amount"))["s"] or Decimal(0)) == \
+                (steps.aggregate(s=Sum("cost"))["s"] or Decimal(0))
         holds = LedgerEntry.objects.filter(user=owner.user, kind=LedgerKind.HOLD)
         closed = LedgerEntry.objects.filter(user=owner.user).exclude(kind=LedgerKind.HOLD)
         assert set(holds.values_list("job_id", flat=True)) <= \
