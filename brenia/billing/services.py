@@ -81,7 +81,12 @@ def high_res_used(*, user: Any, start: datetime, end: datetime) -> int:
 
 
 def month_committed(*, user: Any, start: datetime, end: datetime) -> Decimal:
-    """Settled this month plus open top-level holds: what the budget has used."""
+    """Settled this month plus open top-level holds: what the budget has used.
+
+    A running template run counts its whole quote (the parent's hold) and, as they
+    finish, its steps' settled costs too: cautious by at most one run's quote, until
+    the run ends and its hold is released. Steps' own holds are never counted.
+    """
     settled = LedgerEntry.objects.filter(
         user=user, kind=LedgerKind.SETTLE, created_at__gte=start, created_at__lt=end,
     ).aggregate(s=Sum("amount"))["s"] or Decimal(0)
