@@ -1,4 +1,5 @@
-"""A template run is admitted as one job: its whole quote held, its limits checked."""
+"""A template run is admitted as one job (its whole quote held, its limits checked),
+and the pages show a plan's refusal like any other."""
 
 from __future__ import annotations
 
@@ -45,3 +46,15 @@ def test_a_run_over_the_budget_or_the_concurrency_limit_is_refused(
     busy = owner.api().post_json(RUNS, body)
     assert busy.status_code == 403 and busy.json()["code"] == "concurrency_limit"
     assert busy["Retry-After"]
+
+
+def test_the_playground_page_shows_a_plan_refusal(owner: Persona) -> None:
+    from django.test import Client
+
+    assign_plan(owner.user, concurrent_jobs_per_user=0)
+    browser = Client()
+    browser.force_login(owner.user)
+    page = browser.post("/playground/flux-schnell/", {"prompt": "a lemonade stand"})
+    assert page.status_code == 422
+    assert "unfinished jobs at a time" in page.content.decode()
+    assert not LedgerEntry.objects.exists()
