@@ -98,7 +98,11 @@ def error_body(code: str, message: str,
 
 @api.exception_handler(DomainError)
 def on_domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
-    return api.create_response(request, exc.as_dict(), status=exc.status_code)
+    response = api.create_response(request, exc.as_dict(), status=exc.status_code)
+    # An error may say when to come back (a plan's rate or cap: Retry-After).
+    for name, value in getattr(exc, "headers", {}).items():
+        response[name] = value
+    return response
 
 
 def _loc_to_field(loc: list[Any]) -> str:
