@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from django.http import HttpRequest
@@ -22,3 +23,12 @@ class ErrorOut(Schema):
 def auth_user(request: HttpRequest) -> Any:
     """The user ninja's authentication attached to the request."""
     return request.auth  # type: ignore[attr-defined]
+
+
+def request_client(request: HttpRequest) -> str:
+    """Which credential a request came with, for limits per key: the API key (by its
+    digest, never the key itself), else the session's user."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token:
+        return "key:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    return f"user:{auth_user(request).pk}"

@@ -13,7 +13,7 @@ from pydantic import StringConstraints
 
 from brenia.accounts.auth import admin_auth
 from brenia.errors import FieldProblem, InvalidInput, NotFound
-from brenia.schemas import ErrorOut, auth_user
+from brenia.schemas import ErrorOut, auth_user, request_client
 from generation.jobs.presenters import RatingState
 from generation.registry.documents import NUL_FREE
 from generation.registry.selectors import model_get
@@ -187,7 +187,9 @@ class BrandKitOut(Schema):
 
 RUN_RESPONSES: dict[int, Any] = {
     200: RunQuoteOut, 202: RunOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut,
-    404: ErrorOut, 409: ErrorOut, 413: ErrorOut, 422: ErrorOut, 500: ErrorOut}
+    404: ErrorOut, 409: ErrorOut, 413: ErrorOut, 422: ErrorOut, 429: ErrorOut, 500: ErrorOut}
+# 403 also answers a plan's refusal of the run, 429 more runs a minute than the plan
+# allows one key (see generation's GENERATE_RESPONSES).
 
 
 def _price_rules(version: Any) -> dict[str, Any]:
@@ -224,7 +226,8 @@ def get_template(request: HttpRequest, slug: str) -> Any:
     return template_detail(template, version, _price_rules(version))
 
 
-def _start(user: Any, slug: str, payload: RunIn, dry_run: bool, key: str) -> Any:
+def _start(user: Any, slug: str, payload: RunIn, dry_run: bool, key: str,
+           client: str) -> Any:
     arguments = {"user": user, "slug": slug, "variables": payload.variables,
                  "brand_kit": payload.brand_kit, "formats": payload.formats,
                  "output_format": payload.output_format or ""}
@@ -238,7 +241,8 @@ def _start(user: Any, slug: str, payload: RunIn, dry_run: bool, key: str) -> Any
                        "model": step.model_slug or "brenia/compose",
                        "estimated_cost": str(plan.step_costs.get(step.key, "0"))}
                       for step in plan.steps]})
-    run, _created = services.template_run_start(**arguments, idempotency_key=key)
+    run, _created = services.template_run_start(**arguments, idempotency_key=key,
+                                                 client=client)
     return Status(202, run_state(run))
 
 
@@ -250,7 +254,8 @@ async def start_run(
     idempotency_key: str = Header("", alias="Idempotency-Key", max_length=200),
 ) -> Any:
     user = auth_user(request)
-    return await sync_to_async(_start)(user, slug, payload, dry_run, idempotency_key)
+    return await sync_to_async(_start)(user, slug, payload, dry_run, idempotency_key,
+                                       request_client(request))
 
 
 @router.get("/runs", response={200: RunPage, 401: ErrorOut, 422: ErrorOut, 500: ErrorOut})

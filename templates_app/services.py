@@ -217,8 +217,11 @@ def template_run_check(*, user: Any, slug: str, variables: Any, brand_kit: Any =
 
 def template_run_start(*, user: Any, slug: str, variables: Any, brand_kit: Any = None,
                        formats: Any = None, output_format: str = "",
-                       idempotency_key: str = "") -> tuple[TemplateRun, bool]:
-    """Check, then create the run, its parent job and its steps; advance after commit."""
+                       idempotency_key: str = "",
+                       client: str = "") -> tuple[TemplateRun, bool]:
+    """Check, then create the run, its parent job and its steps; advance after commit.
+
+    ``client`` names the credential the request came with (its plan's rate per key)."""
     fingerprint = request_fingerprint(slug=slug, variables=variables, brand_kit=brand_kit,
                                formats=formats, output_format=output_format)
     if idempotency_key:
@@ -235,7 +238,7 @@ def template_run_start(*, user: Any, slug: str, variables: Any, brand_kit: Any =
                 version=f"v{plan.version.number}", estimated_cost=plan.estimated_cost,
                 inputs={"variables": plan.variables, "formats": plan.formats})
             # The run is admitted (limits, a hold of its whole quote) as one job.
-            job_admit(job=parent)
+            job_admit(job=parent, client=client)
             run = TemplateRun.objects.create(
                 user=user, template=plan.template, version=plan.version,
                 brand_kit=plan.brand_kit, brand=brand_snapshot(plan.brand_kit),

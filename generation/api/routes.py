@@ -15,9 +15,8 @@ from ninja import Field, Header, Query, Router, Schema, Status
 from pydantic import AfterValidator, BeforeValidator, StringConstraints, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from brenia.accounts.models import hash_api_key
 from brenia.errors import NotFound
-from brenia.schemas import ErrorOut, auth_user
+from brenia.schemas import ErrorOut, auth_user, request_client
 from generation.jobs import selectors, services
 from generation.jobs.events import await_job_end
 from generation.jobs.presenters import RatingState, job_links, job_state
@@ -200,15 +199,6 @@ GENERATE_RESPONSES: dict[int, Any] = {
 # plan allows one key.
 
 
-def _client(request: HttpRequest) -> str:
-    """Who the plan's rate counts against: the API key used (by its digest, never the
-    key itself), else the session's user."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token:
-        return "key:" + hash_api_key(token)[:32]
-    return f"user:{auth_user(request).pk}"
-
-
 @router.post(
     "/images/generate",
     response=GENERATE_RESPONSES,
@@ -273,7 +263,7 @@ async def _generate(request: HttpRequest, *, model: str, inputs: dict[str, Any],
     job, _created = await sync_to_async(services.job_create)(
         user=user, model_slug=model, inputs=inputs, options=options, metadata=metadata,
         webhook_url=webhook_url or "", idempotency_key=idempotency_key, output=output,
-        client=_client(request))
+        client=request_client(request))
     deadline = min(wait, settings.BRENIA_MAX_WAIT)
     if deadline:
         state = await _wait_for_terminal(user, job.pk, deadline)

@@ -58,3 +58,13 @@ def test_the_playground_page_shows_a_plan_refusal(owner: Persona) -> None:
     assert page.status_code == 422
     assert "unfinished jobs at a time" in page.content.decode()
     assert not LedgerEntry.objects.exists()
+
+
+def test_runs_count_against_the_keys_rate_like_any_submission(owner: Persona,
+                                                               templates: None) -> None:
+    body = {"variables": variables_for("discount-banner"), "formats": ["social-square"]}
+    assign_plan(owner.user, requests_per_minute=1)
+    assert owner.api().post_json(RUNS, body).status_code == 202
+    limited = owner.api().post_json(RUNS, body)
+    assert limited.status_code == 429 and limited.json()["code"] == "rate_limited"
+    assert int(limited["Retry-After"]) >= 1
