@@ -217,9 +217,10 @@ def document_scope_refusals(schema: dict[str, Any]) -> None:
             if operation.get("security") and unauthorized in responses:
                 forbidden = 403 if unauthorized == 401 else "403"
                 refusal = responses.setdefault(forbidden, {**responses[unauthorized]})
-                refusal["description"] = (
-                    "Forbidden: the API key lacks the scope this operation needs "
-                    "(insufficient_scope), or a session request lacks its CSRF token")
+                if refusal.get("description") in (None, "Unauthorized", "Forbidden"):
+                    refusal["description"] = (  # an operation's own words stay
+                        "Forbidden: the API key lacks the scope this operation needs "
+                        "(insufficient_scope), or a session request lacks its CSRF token")
 
 
 api.add_router("/", keys_router)

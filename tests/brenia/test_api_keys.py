@@ -262,3 +262,14 @@ def test_revoke_in_another_process_closes_the_socket(live_brenia: LiveBrenia,
 
     code, elapsed = asyncio.run(_socket_closed_after(live_brenia.url, raw, revoke))
     assert code == 4401 and elapsed < CLOSE_WITHIN
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_socket_closes_when_its_key_expires(owner: Persona) -> None:
+    soon = timezone.now() + timedelta(seconds=2)
+    _, raw = await database_sync_to_async(api_key_create)(user=owner.user, name="brief",
+                                                          expires_at=soon)
+    ws = await open_socket(raw)
+    # Not a timing claim: the bound only keeps a broken timer from hanging the test.
+    closed = await ws.receive_output(timeout=10)
+    assert closed == {"type": "websocket.close", "code": 4401}
