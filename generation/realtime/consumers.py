@@ -139,9 +139,12 @@ class JobEventsConsumer(CountedConnection, AsyncJsonWebsocketConsumer):
         if expires_at is not None:
             loop = asyncio.get_running_loop()
             delay = max(0.0, (expires_at - datetime.now(expires_at.tzinfo)).total_seconds())
-            self.expiry = loop.call_later(delay, lambda: asyncio.ensure_future(
-                self.close(code=CLOSE_ACCESS_REVOKED)))
+            self.expiry = loop.call_later(delay, self._expire)
         return True
+
+    def _expire(self) -> None:
+        # Kept, so the closing task is not collected before it runs.
+        self.expiring = asyncio.ensure_future(self.close(code=CLOSE_ACCESS_REVOKED))
 
     async def access_revoked(self, message: dict[str, Any]) -> None:
         """The key was revoked or the account deactivated (see brenia.accounts.realtime)."""
