@@ -6,7 +6,7 @@ import hashlib
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Schema
+from ninja import Field, Schema
 
 
 class ErrorItem(Schema):
@@ -14,10 +14,18 @@ class ErrorItem(Schema):
     problem: str
 
 
+class LimitOut(Schema):
+    name: str = Field(..., description="The plan's limit: daily_high_res_cap, "
+                      "concurrent_jobs_per_user, monthly_budget_hard or allowed_models")
+    value: str = Field(..., description="Its value in the user's plan")
+    resets_at: str | None = Field(..., description="When it resets (ISO 8601), if it does")
+
+
 class ErrorOut(Schema):
     code: str
     message: str
     errors: list[ErrorItem]
+    limit: LimitOut | None = Field(None, description="Only on a plan's refusal (403)")
 
 
 def auth_user(request: HttpRequest) -> Any:
