@@ -9,7 +9,12 @@ Apps declare their work in ``AppConfig.ready()`` and know nothing of where it ru
   ``manage.py worker`` processes.
 - ``key=`` makes a submission exclusive: at most one run per key at a time, and at
   most one waiting (procrastinate's ``lock`` and ``queueing_lock``; in-process, a
-  key already running is not started again). ``abort(key)`` stops a local run.
+  key already running or waiting is not queued again). ``abort(key)`` stops a local run.
+- In-process, at most ``BRENIA_INPROCESS_CONCURRENCY`` tasks run at once (as
+  ``BRENIA_WORKER_CONCURRENCY`` bounds a worker): a burst of submissions waits, in
+  order, for a free slot instead of opening a database connection per job at once.
+  Waiting work lives in memory only, like running work: a process that stops drops
+  both, and the recovery steps of the next start put back what they stood for.
 - ``@recovery(name)`` registers a step that puts back what a dead process left
   behind. In-process it runs once when the serving loop starts; in scale-out it is a
   procrastinate periodic task, every ``BRENIA_RECOVERY_INTERVAL`` seconds.
@@ -26,6 +31,7 @@ import contextvars
 import itertools
 import logging
 import threading
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +39,8 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
+
+from brenia import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -181,12 +189,19 @@ class InProcessRunner:
     The loop is adopted from the first ASGI call, so work and WebSocket consumers
     share the in-memory channel layer; without a server (a management command), a
     private loop thread takes the work.
+
+    At most ``BRENIA_INPROCESS_CONCURRENCY`` runs at once; the rest wait in
+    ``waiting``, first in first out, and each run that ends starts the next. Only the
+    loop's thread touches ``running``, ``keyed`` and ``waiting``.
     """
 
     def __init__(self) -> None:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.keyed: dict[str, asyncio.Task[None]] = {}
         self.running: set[asyncio.Task[None]] = set()
+        # Submissions due but without a free slot yet, in the order they came.
+        self.waiting: deque[_Waiting] = deque()
+        self._waiting_keys: set[str] = set()
         # Every submission from submit() until its run ends: (task name, kwargs).
         self.pending: dict[int, tuple[str, dict[str, Any]]] = {}
         self._ids = itertools.count()
@@ -230,20 +245,46 @@ class InProcessRunner:
         return True
 
     def _start(self, ticket: int, task: Task, key: str | None, kwargs: dict[str, Any]) -> None:
-        if key is not None:
-            running = self.keyed.get(key)
-            if running is not None and not running.done():
-                self.pending.pop(ticket, None)
-                return
+        """Run the submission now if a slot is free, else queue it (on the loop)."""
+        if key is not None and self._holds(key):
+            self.pending.pop(ticket, None)
+            return
+        if len(self.running) >= _concurrency():
+            self.waiting.append(_Waiting(ticket, task, key, kwargs))
+            if key is not None:
+                self._waiting_keys.add(key)
+            metrics.BACKGROUND_WAITING.inc()
+            return
+        self._launch(ticket, task, key, kwargs)
+
+    def _holds(self, key: str) -> bool:
+        """Whether a run of ``key`` is running or waiting already."""
+        running = self.keyed.get(key)
+        return (running is not None and not running.done()) or key in self._waiting_keys
+
+    def _launch(self, ticket: int, task: Task, key: str | None,
+                kwargs: dict[str, Any]) -> None:
         run = asyncio.get_running_loop().create_task(
             self._guarded(task, kwargs), name=key or task.name, context=contextvars.Context())
         self.running.add(run)
-        run.add_done_callback(self.running.discard)
-        run.add_done_callback(lambda _t: self.pending.pop(ticket, None))
         if key is not None:
             self.keyed[key] = run
-            run.add_done_callback(lambda _t: self.keyed.pop(key, None)
-                                  if self.keyed.get(key) is _t else None)
+        run.add_done_callback(lambda done: self._ended(done, ticket, key))
+
+    def _ended(self, run: asyncio.Task[None], ticket: int, key: str | None) -> None:
+        self.running.discard(run)
+        self.pending.pop(ticket, None)
+        if key is not None and self.keyed.get(key) is run:
+            del self.keyed[key]
+        self._start_waiting()
+
+    def _start_waiting(self) -> None:
+        while self.waiting and len(self.running) < _concurrency():
+            queued = self.waiting.popleft()
+            if queued.key is not None:
+                self._waiting_keys.discard(queued.key)
+            metrics.BACKGROUND_WAITING.dec()
+            self._launch(queued.ticket, queued.task, queued.key, queued.kwargs)
 
     @staticmethod
     async def _guarded(task: Task, kwargs: dict[str, Any]) -> None:
@@ -267,6 +308,12 @@ class InProcessRunner:
             run = self.keyed.get(key)
             if run is not None:
                 run.cancel()
+            if key in self._waiting_keys:  # never started: it will not be
+                queued = next(queued for queued in self.waiting if queued.key == key)
+                self.waiting.remove(queued)
+                self._waiting_keys.discard(key)
+                metrics.BACKGROUND_WAITING.dec()
+                self.pending.pop(queued.ticket, None)
 
         loop.call_soon_threadsafe(_cancel)
 
@@ -278,9 +325,23 @@ class InProcessRunner:
                 logger.exception("recovery step %s failed", step.name)
 
     async def drain(self) -> None:
-        """Wait until no task runs (tests and graceful shutdown)."""
-        while self.running:
+        """Wait until no task runs or waits (tests and graceful shutdown)."""
+        while self.running or self.waiting:
+            self._start_waiting()
             await asyncio.gather(*list(self.running), return_exceptions=True)
+
+
+@dataclass(frozen=True, eq=False)
+class _Waiting:
+    ticket: int
+    task: Task
+    key: str | None
+    kwargs: dict[str, Any]
+
+
+def _concurrency() -> int:
+    # Read at each start, so a test can lower it with override_settings.
+    return int(settings.BRENIA_INPROCESS_CONCURRENCY)
 
 
 runner = InProcessRunner()

@@ -82,6 +82,10 @@ JOB_COST = Counter(
 JOBS_IN_FLIGHT = Gauge(
     "brenia_jobs_in_flight", "Jobs a runner is driving right now, over all processes.",
     multiprocess_mode="livesum")
+BACKGROUND_WAITING = Gauge(
+    "brenia_background_tasks_waiting",
+    "Background tasks waiting for a free in-process slot (embedded profile), over all "
+    "processes.", multiprocess_mode="livesum")
 PROVIDER_ERRORS = Counter(
     "brenia_provider_errors",
     "Failed provider attempts by error class: transient, permanent, malformed, timeout, "

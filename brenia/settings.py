@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from brenia.env import (
@@ -72,10 +73,12 @@ INSTALLED_APPS = [
     "django_filters",
     "django_htmx",
     "csp",
+    "axes",
     "brenia",
     "brenia.accounts",
     "generation",
     "generation.outbound",
+    "brenia.billing",
     "templates_app",
 ]
 AUTH_USER_MODEL = "accounts.User"
@@ -94,6 +97,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "brenia.csp.AdminInlineStylesMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "brenia.urls"
@@ -157,6 +162,10 @@ if REDIS_URL:
             },
         }
     }
+    # The shared cache: per-key request rates count across every web process.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": env_str("BRENIA_REDIS_PREFIX", "brenia")}}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
@@ -168,6 +177,9 @@ if BRENIA_JOBS == "procrastinate" and not DATABASE_URL:
     raise EnvError("BRENIA_JOBS=procrastinate needs DATABASE_URL (PostgreSQL)")
 # How many jobs one worker process runs at once; they mostly wait on remote queues.
 BRENIA_WORKER_CONCURRENCY = env_int("BRENIA_WORKER_CONCURRENCY", 200, minimum=1)
+# How many background tasks (job runs, webhook deliveries) the serving process runs at
+# once in the embedded profile; the rest wait their turn, in order.
+BRENIA_INPROCESS_CONCURRENCY = env_int("BRENIA_INPROCESS_CONCURRENCY", 50, minimum=1)
 # How many webhook deliveries one worker process sends at once (a pool of their own).
 BRENIA_WEBHOOK_CONCURRENCY = env_int("BRENIA_WEBHOOK_CONCURRENCY", 20, minimum=1)
 # Seconds between status polls of a remote queue.
@@ -266,8 +278,32 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Axes first: it refuses a locked-out login before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# --- login throttling (django-axes), on the site's and the admin's log-in alike.
+# Failures are counted per username *and* client address, so a wrong guess from one
+# place neither locks that user out everywhere nor locks out others behind the same
+# address. Counted in the database: every process sees the same count. A success
+# clears the count; the lockout page (429) says when to try again.
+AXES_FAILURE_LIMIT = env_int("BRENIA_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_float("BRENIA_LOGIN_COOLOFF_MINUTES", 15.0,
+                                                  minimum=0.1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_LOCKOUT_CALLABLE = "brenia.lockout.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "brenia.lockout.client_ip"
+# Proxies in front of Brenia that append to X-Forwarded-For; the client's address is
+# the one that many entries from the right. 0: REMOTE_ADDR, the direct peer.
+BRENIA_PROXY_COUNT = env_int("BRENIA_PROXY_COUNT", 0, minimum=0)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = PRODUCTION
 
