@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -226,11 +227,14 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> N
     raise RuntimeError(f"{url} did not answer within {timeout} s")
 
 
-def start_daphne(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_daphne(env: dict[str, str], log: Path, *,
+                 quiet: bool = False) -> tuple[subprocess.Popen[bytes], str]:
+    """daphne on a free port; ``quiet`` runs it as the Procfile does (``-v 0``), so its
+    plain-text access lines stay off the log and Brenia's own request lines remain."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-         "brenia.asgi:application"],
+        [sys.executable, "-m", "daphne", *(["-v", "0"] if quiet else []),
+         "-b", "127.0.0.1", "-p", str(port), "brenia.asgi:application"],
         cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/readyz", proc)
@@ -249,15 +253,15 @@ def live_fal(fal_emulator: EmulatorThread) -> EmulatorThread:
     return fal_emulator
 
 
-@pytest.fixture
-def live_brenia(transactional_db: Any, seeded: None, live_fal: EmulatorThread,
-                gemini_emulator: EmulatorThread, tmp_path: Path) -> Iterator[LiveBrenia]:
-    """daphne serving Brenia in its own process (plus a worker in the scale-out profile)."""
-    env = child_env(live_fal, tmp_path, gemini_emulator)
+@contextmanager
+def brenia_processes(env: dict[str, str], tmp_path: Path, *,
+                     quiet: bool = False) -> Iterator[LiveBrenia]:
+    """daphne (and a worker in scale-out) with ``env``; stopped, and waited for, at the
+    end, when any traceback they logged is shown."""
     logs = [tmp_path / "daphne.log"]
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        daphne, url = start_daphne(env, logs[0])
+        daphne, url = start_daphne(env, logs[0], quiet=quiet)
         processes.append(daphne)
         if SCALEOUT:
             logs.append(tmp_path / "worker.log")
@@ -269,13 +273,22 @@ def live_brenia(transactional_db: Any, seeded: None, live_fal: EmulatorThread,
                 proc.terminate()
         for proc in processes:
             try:
-                proc.wait(timeout=10)
+                proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait(timeout=5)
         for log in logs:
             text = log.read_text(errors="replace") if log.exists() else ""
             if "Traceback" in text:
                 sys.stderr.write(f"--- {log.name}\n{text[-4000:]}\n")
+
+
+@pytest.fixture
+def live_brenia(transactional_db: Any, seeded: None, live_fal: EmulatorThread,
+                gemini_emulator: EmulatorThread, tmp_path: Path) -> Iterator[LiveBrenia]:
+    """daphne serving Brenia in its own process (plus a worker in the scale-out profile)."""
+    with brenia_processes(child_env(live_fal, tmp_path, gemini_emulator), tmp_path) as live:
+        yield live
 
 
 # --- background work ------------------------------------------------------------------------

@@ -1,35 +1,24 @@
 """Brenia in processes of its own, with an environment the test chooses, and what they log.
 
 For tests that read the processes' output (request tracing, secrets kept out of logs):
-daphne, plus a worker in the scale-out profile, started as ``live_brenia`` starts them
-but with extra variables; a webhook receiver on loopback; the processes' log lines.
+the environment to start them with (``tests.conftest.brenia_processes``, ``quiet`` as
+the Procfile runs daphne), a webhook receiver on loopback, the processes' log lines.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
 
 from generation.emulators.server import EmulatorThread
-from tests.conftest import (
-    ROOT,
-    SCALEOUT,
-    LiveBrenia,
-    child_env,
-    free_port,
-    start_worker,
-    wait_http,
-)
+from tests.conftest import LiveBrenia, child_env
 
 T = TypeVar("T")
 
@@ -45,43 +34,6 @@ def brenia_env(fal: EmulatorThread, gemini: EmulatorThread, tmp_path: Path,
         env.pop(name, None)
     env.update(extra)
     return env
-
-
-def start_daphne(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """daphne as the Procfile runs it: ``-v 0``, so its plain-text access lines stay off
-    stdout and Brenia's own request lines (JSON, with the request id) take their place."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port),
-         "brenia.asgi:application"],
-        cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    wait_http(f"{url}/readyz", proc)
-    return proc, url
-
-
-@contextmanager
-def brenia_processes(env: dict[str, str], tmp_path: Path) -> Iterator[LiveBrenia]:
-    """daphne (and a worker in scale-out) with ``env``; stopped, and waited for, at the end."""
-    logs = [tmp_path / "web.log"]
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        daphne, url = start_daphne(env, logs[0])
-        processes.append(daphne)
-        if SCALEOUT:
-            logs.append(tmp_path / "worker.log")
-            processes.append(start_worker(env, logs[1]))
-        yield LiveBrenia(url=url, processes=processes, logs=logs)
-    finally:
-        for proc in processes:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in processes:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
 
 
 def output(live: LiveBrenia) -> str:

@@ -26,12 +26,11 @@ from generation.emulators.server import EmulatorThread
 from tests.brenia.live import (
     Hooks,
     brenia_env,
-    brenia_processes,
     json_lines,
     output,
     wait_for,
 )
-from tests.conftest import ROOT, SCALEOUT, LiveBrenia, Persona
+from tests.conftest import ROOT, SCALEOUT, LiveBrenia, Persona, brenia_processes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -75,7 +74,7 @@ def secretive(request: pytest.FixtureRequest, seeded: None, fal_emulator: Emulat
                      **MODES[request.param], **SECRETS)
     if SCALEOUT:
         env["DATABASE_URL"] = with_password(env["DATABASE_URL"], DATABASE_PASSWORD)
-    with brenia_processes(env, tmp_path) as live:
+    with brenia_processes(env, tmp_path, quiet=True) as live:
         yield live
 
 

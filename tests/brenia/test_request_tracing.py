@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from generation.emulators.server import EmulatorThread
-from tests.brenia.live import Hooks, brenia_env, brenia_processes, json_lines, wait_for
-from tests.conftest import LiveBrenia, Persona
+from tests.brenia.live import Hooks, brenia_env, json_lines, wait_for
+from tests.conftest import LiveBrenia, Persona, brenia_processes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -45,7 +45,7 @@ def production(seeded: None, fal_emulator: EmulatorThread, gemini_emulator: Emul
                tmp_path: Path) -> Iterator[LiveBrenia]:
     # LOG_FORMAT is not set: production must choose JSON by itself.
     env = brenia_env(fal_emulator, gemini_emulator, tmp_path, **PRODUCTION)
-    with brenia_processes(env, tmp_path) as live:
+    with brenia_processes(env, tmp_path, quiet=True) as live:
         yield live
 
 
