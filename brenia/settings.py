@@ -307,6 +307,20 @@ BRENIA_PROXY_COUNT = env_int("BRENIA_PROXY_COUNT", 0, minimum=0)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = PRODUCTION
 
+# --- mail (budget warnings). Development prints mail to the console; production sends
+# it through EMAIL_HOST over SMTP. The password comes from the environment only.
+EMAIL_BACKEND = env_str("BRENIA_EMAIL_BACKEND",
+                        "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION
+                        else "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Brenia <brenia@localhost>")
+# Mail the user (or a team's owners) when a job crosses a plan's soft monthly budget.
+BRENIA_BUDGET_EMAILS = env_bool("BRENIA_BUDGET_EMAILS", default=True)
+
 # --- transport security (production sits behind a TLS-terminating proxy) --------------
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

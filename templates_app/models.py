@@ -96,6 +96,9 @@ class AdTemplateVersion(models.Model):
 class BrandKit(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
                               related_name="brand_kits")
+    # Shared with this team's members, who may use it in their runs.
+    team = models.ForeignKey("accounts.Team", on_delete=models.SET_NULL, null=True,
+                             blank=True, related_name="brand_kits")
     name = models.CharField(max_length=120)
     # Normalised on upload: an sRGB PNG with alpha.
     logo = models.FileField(upload_to="brand-logos/", blank=True, max_length=300)
@@ -130,6 +133,8 @@ class TemplateRun(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
                              related_name="template_runs")
+    team = models.ForeignKey("accounts.Team", on_delete=models.SET_NULL, null=True,
+                             blank=True, related_name="template_runs")
     template = models.ForeignKey(AdTemplate, on_delete=models.PROTECT, related_name="runs")
     version = models.ForeignKey(AdTemplateVersion, on_delete=models.PROTECT,
                                 related_name="runs")

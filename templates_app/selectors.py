@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db.models import QuerySet, Sum
 
+from brenia.accounts.selectors import visible_to
 from brenia.errors import NotFound
 from generation.models import Job, JobEvent, JobStatus
 from templates_app import copywriting
@@ -42,7 +43,7 @@ def ad_template_version_latest(*, template: AdTemplate) -> AdTemplateVersion:
 
 
 def brand_kit_list_for_user(*, user: Any) -> QuerySet[BrandKit]:
-    return BrandKit.objects.filter(owner=user)
+    return BrandKit.objects.filter(visible_to(user, owner="owner"))
 
 
 def brand_kit_get_for_user(*, user: Any, kit_id: Any) -> BrandKit:
@@ -57,7 +58,7 @@ def brand_kit_get_for_user(*, user: Any, kit_id: Any) -> BrandKit:
 
 
 def run_list_for_user(*, user: Any) -> QuerySet[TemplateRun]:
-    return (TemplateRun.objects.filter(user=user)
+    return (TemplateRun.objects.filter(visible_to(user))
             .select_related("template", "version", "job"))
 
 

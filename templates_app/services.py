@@ -217,11 +217,12 @@ def template_run_check(*, user: Any, slug: str, variables: Any, brand_kit: Any =
 
 def template_run_start(*, user: Any, slug: str, variables: Any, brand_kit: Any = None,
                        formats: Any = None, output_format: str = "",
-                       idempotency_key: str = "",
-                       client: str = "") -> tuple[TemplateRun, bool]:
+                       idempotency_key: str = "", client: str = "",
+                       team: Any = None) -> tuple[TemplateRun, bool]:
     """Check, then create the run, its parent job and its steps; advance after commit.
 
-    ``client`` names the credential the request came with (its plan's rate per key)."""
+    ``client`` names the credential the request came with (its plan's rate per key);
+    ``team`` (a Team) shares the run, its steps and images with its members."""
     fingerprint = request_fingerprint(slug=slug, variables=variables, brand_kit=brand_kit,
                                formats=formats, output_format=output_format)
     if idempotency_key:
@@ -236,11 +237,11 @@ def template_run_start(*, user: Any, slug: str, variables: Any, brand_kit: Any =
             parent = job_local_create(
                 user=user, label=f"template:{plan.template.slug}",
                 version=f"v{plan.version.number}", estimated_cost=plan.estimated_cost,
-                inputs={"variables": plan.variables, "formats": plan.formats})
+                inputs={"variables": plan.variables, "formats": plan.formats}, team=team)
             # The run is admitted (limits, a hold of its whole quote) as one job.
             job_admit(job=parent, client=client)
             run = TemplateRun.objects.create(
-                user=user, template=plan.template, version=plan.version,
+                user=user, team=team, template=plan.template, version=plan.version,
                 brand_kit=plan.brand_kit, brand=brand_snapshot(plan.brand_kit),
                 variables=plan.variables, formats=plan.formats,
                 output_format=plan.output_format, seed=plan.seed, job=parent,

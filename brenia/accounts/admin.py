@@ -3,7 +3,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from brenia.accounts.models import ApiKey, User
+from brenia.accounts.models import ApiKey, Membership, Team, User
 from brenia.accounts.services import api_key_revoke
 
 
@@ -26,3 +26,17 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         for key in queryset.filter(revoked_at__isnull=True):
             api_key_revoke(key=key)
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 1
+    raw_id_fields = ("user",)
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "time_zone", "created_at")
+    search_fields = ("name", "slug", "members__username")
+    prepopulated_fields = {"slug": ("name",)}
+    inlines = [MembershipInline]

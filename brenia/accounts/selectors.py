@@ -7,8 +7,46 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from brenia.accounts.models import ApiKey, User
+from brenia.accounts.models import ApiKey, Membership, Team, TeamRole, User
 from brenia.errors import NotFound
+
+
+def team_ids_of(user: Any) -> QuerySet[Membership, Any]:
+    """The ids of the user's teams, as a subquery (``team__in=team_ids_of(user)``)."""
+    return Membership.objects.filter(user=user).values("team_id")
+
+
+def visible_to(user: Any, *, owner: str = "user", team: str = "team") -> Q:
+    """Rows the user may see: their own (by ``owner``) and their teams' (by ``team``).
+
+    The one rule of sharing, used by every "for user" read: a member of a team sees
+    what is filed under it; anybody else is told it does not exist.
+    """
+    return Q(**{owner: user}) | Q(**{f"{team}__in": team_ids_of(user)})
+
+
+def team_list_for_user(*, user: Any) -> QuerySet[Team]:
+    return Team.objects.filter(memberships__user=user).order_by("name", "pk")
+
+
+def team_get_for_user(*, user: Any, team_id: Any, role: str | None = None) -> Team:
+    """One of the user's teams (by id or slug); with ``role="owner"``, only if they
+    own it. Any other team is not found."""
+    teams = team_list_for_user(user=user)
+    if role == TeamRole.OWNER:
+        teams = teams.filter(memberships__user=user, memberships__role=TeamRole.OWNER)
+    text = str(team_id)
+    team = (teams.filter(pk=int(text)) if text.isdigit() and int(text) < 2**63
+            else teams.filter(slug=text)).first()
+    if team is None:
+        raise NotFound("There is no such team.", code="team_not_found")
+    return team
+
+
+def team_default_for_user(*, user: Any) -> Team | None:
+    """Where a submission without ``team`` is filed: the user's only team, if exactly one."""
+    teams = list(team_list_for_user(user=user)[:2])
+    return teams[0] if len(teams) == 1 else None
 
 
 def api_key_list_for_user(*, user: Any) -> QuerySet[ApiKey]:

@@ -7,13 +7,13 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from brenia.billing.models import Account, LedgerEntry, Plan
+from brenia.billing.models import Account, LedgerEntry, Plan, TeamAccount
 
 
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
     list_display = ("name", "is_default", "daily_high_res_cap", "high_res_megapixels",
-                    "requests_per_minute", "concurrent_jobs_per_user",
+                    "requests_per_minute", "concurrent_jobs_per_user", "concurrent_jobs_per_team",
                     "monthly_budget_soft", "monthly_budget_hard")
     filter_horizontal = ("allowed_models",)
 
@@ -26,14 +26,21 @@ class AccountAdmin(admin.ModelAdmin):
     raw_id_fields = ("user",)
 
 
+@admin.register(TeamAccount)
+class TeamAccountAdmin(admin.ModelAdmin):
+    list_display = ("team", "plan")
+    list_filter = ("plan",)
+    search_fields = ("team__name", "team__slug")
+
+
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "user", "kind", "amount", "currency", "high_res_images",
-                    "job")
-    list_filter = ("kind",)
-    search_fields = ("user__username", "job__id")
+    list_display = ("created_at", "username", "team", "kind", "amount", "currency",
+                    "model_slug", "template_slug", "high_res_images", "job")
+    list_filter = ("kind", "team")
+    search_fields = ("username", "model_slug", "template_slug", "job__id")
     date_hierarchy = "created_at"
-    list_select_related = ("user", "job")
+    list_select_related = ("team", "job")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

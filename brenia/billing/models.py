@@ -36,12 +36,15 @@ class Plan(models.Model):
     concurrent_jobs_per_user = models.PositiveIntegerField(
         null=True, blank=True, help_text="Unfinished jobs (a template run counts once); "
                                          "empty = unlimited")
+    concurrent_jobs_per_team = models.PositiveIntegerField(
+        null=True, blank=True, help_text="For a team on this plan: its members' unfinished "
+                                         "jobs together; empty = unlimited")
     monthly_budget_soft = models.DecimalField(
         max_digits=12, decimal_places=2, null=True, blank=True,
-        help_text="USD a calendar month (user's time zone): crossing it warns")
+        help_text="USD a calendar month (the user's or team's time zone): crossing it warns")
     monthly_budget_hard = models.DecimalField(
         max_digits=12, decimal_places=2, null=True, blank=True,
-        help_text="USD a calendar month (user's time zone): beyond it, refused")
+        help_text="USD a calendar month (the user's or team's time zone): beyond it, refused")
 
     class Meta:
         ordering = ["name"]
@@ -67,6 +70,23 @@ class Account(models.Model):
         return f"{self.user} → {self.plan}"
 
 
+class TeamAccount(models.Model):
+    """A team's plan: its budget and concurrency count all its members' work together.
+
+    No row: the team has no limits of its own (each member's plan still applies).
+    """
+
+    team = models.OneToOneField("accounts.Team", on_delete=models.CASCADE,
+                                related_name="billing_account")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="team_accounts")
+
+    class Meta:
+        verbose_name = "team plan assignment"
+
+    def __str__(self) -> str:
+        return f"{self.team} → {self.plan}"
+
+
 class LedgerKind(models.TextChoices):
     HOLD = "hold", "Hold"
     SETTLE = "settle", "Settle"
@@ -77,10 +97,19 @@ CLOSING_KINDS: tuple[str, ...] = (LedgerKind.SETTLE, LedgerKind.RELEASE)
 
 
 class LedgerEntry(models.Model):
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+    """One movement of money. It outlives its job, user and team (finance keeps the
+    record): their links are cleared on deletion, and what usage groups by is copied."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
                              related_name="ledger_entries")
-    job = models.ForeignKey("generation.Job", on_delete=models.CASCADE,
+    team = models.ForeignKey("accounts.Team", on_delete=models.SET_NULL, null=True,
+                             blank=True, related_name="ledger_entries")
+    job = models.ForeignKey("generation.Job", on_delete=models.SET_NULL, null=True,
                             related_name="ledger_entries")
+    # Copies, for usage reports that survive registry and history edits.
+    username = models.CharField(max_length=150, blank=True)
+    model_slug = models.CharField(max_length=80, blank=True)
+    template_slug = models.CharField(max_length=80, blank=True)
     kind = models.CharField(max_length=10, choices=LedgerKind.choices)
     amount = models.DecimalField(max_digits=12, decimal_places=6)
     currency = models.CharField(max_length=3, default="USD")
@@ -95,7 +124,8 @@ class LedgerEntry(models.Model):
         verbose_name_plural = "ledger entries"
         constraints = [models.UniqueConstraint(fields=["job", "kind"],
                                                name="ledger_once_per_job_and_kind")]
-        indexes = [models.Index(fields=["user", "kind", "created_at"])]
+        indexes = [models.Index(fields=["user", "kind", "created_at"]),
+                   models.Index(fields=["team", "kind", "created_at"])]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} {self.currency} for {self.job_id}"

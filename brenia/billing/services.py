@@ -14,16 +14,29 @@ twice.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
+from django.db import transaction
 from django.db.models import Exists, OuterRef, Sum
 from django.utils import timezone
 
+from brenia.accounts.models import Team, TeamRole
 from brenia.billing.limits import day_window, month_window, rate_check, seconds_until
-from brenia.billing.models import CLOSING_KINDS, Account, LedgerEntry, LedgerKind, Plan
+from brenia.billing.models import (
+    CLOSING_KINDS,
+    Account,
+    LedgerEntry,
+    LedgerKind,
+    Plan,
+    TeamAccount,
+)
 from generation.jobs.admission import (
     Admission,
     LimitReached,
@@ -66,9 +79,9 @@ def high_res_images(job: Job, plan: Plan) -> int:
     return sum(1 for width, height in sizes if width * height >= threshold)
 
 
-def _open_holds(user: Any) -> Any:
+def _open_holds(**owner: Any) -> Any:
     closed = LedgerEntry.objects.filter(job=OuterRef("job"), kind__in=CLOSING_KINDS)
-    return LedgerEntry.objects.filter(user=user, kind=LedgerKind.HOLD).exclude(Exists(closed))
+    return LedgerEntry.objects.filter(kind=LedgerKind.HOLD, **owner).exclude(Exists(closed))
 
 
 def high_res_used(*, user: Any, start: datetime, end: datetime) -> int:
@@ -80,24 +93,118 @@ def high_res_used(*, user: Any, start: datetime, end: datetime) -> int:
     return int(total or 0)
 
 
-def month_committed(*, user: Any, start: datetime, end: datetime) -> Decimal:
+def month_committed(*, start: datetime, end: datetime, **owner: Any) -> Decimal:
     """Settled this month plus open top-level holds: what the budget has used.
 
-    A running template run counts its whole quote (the parent's hold) and, as they
-    finish, its steps' settled costs too: cautious by at most one run's quote, until
-    the run ends and its hold is released. Steps' own holds are never counted.
+    ``owner`` is ``user=…`` or ``team=…``. A running template run counts its whole
+    quote (the parent's hold) and, as they finish, its steps' settled costs too:
+    cautious by at most one run's quote, until the run ends and its hold is released.
+    Steps' own holds are never counted.
     """
     settled = LedgerEntry.objects.filter(
-        user=user, kind=LedgerKind.SETTLE, created_at__gte=start, created_at__lt=end,
+        kind=LedgerKind.SETTLE, created_at__gte=start, created_at__lt=end, **owner,
     ).aggregate(s=Sum("amount"))["s"] or Decimal(0)
-    held = _open_holds(user).filter(
+    held = _open_holds(**owner).filter(
         top_level=True, created_at__gte=start, created_at__lt=end,
     ).aggregate(s=Sum("amount"))["s"] or Decimal(0)
     return Decimal(settled) + Decimal(held)
 
 
+def team_plan(team: Any) -> Plan | None:
+    """The team's own plan, if an admin gave it one (else it has no limits of its own)."""
+    if team is None:
+        return None
+    account = TeamAccount.objects.select_related("plan").filter(team=team).first()
+    return account.plan if account is not None else None
+
+
+@dataclass(frozen=True)
+class Payer:
+    """Whose limits a check is against: the user's, or their team's (``team`` set)."""
+
+    plan: Plan
+    zone: ZoneInfo
+    owner: dict[str, Any]
+    team: Any = None
+
+    @property
+    def prefix(self) -> str:
+        return "team_" if self.team is not None else ""
+
+    @property
+    def whose(self) -> str:
+        return f"the team {self.team.name!r}'s" if self.team is not None else "your"
+
+
+def _concurrency_check(job: Job, payer: Payer, limit: int | None) -> None:
+    if limit is None:
+        return
+    running = Job.objects.filter(parent__isnull=True, status__in=ACTIVE_STATUSES,
+                                 **payer.owner).exclude(pk=job.pk).count()
+    if running >= limit:
+        name = "concurrent_jobs_per_team" if payer.team is not None else \
+            "concurrent_jobs_per_user"
+        raise LimitReached(
+            f"{payer.whose.capitalize()} plan allows {limit} unfinished jobs at a time; "
+            f"wait for one to end.", code="concurrency_limit", limit=name, value=limit,
+            retry_after=CONCURRENCY_RETRY_SECONDS)
+
+
+def _budget_check(job: Job, payer: Payer, now: datetime) -> None:
+    """Refuse past the hard budget; warn (event, e-mail) on crossing the soft one."""
+    quote = job.estimated_cost
+    hard, soft = payer.plan.monthly_budget_hard, payer.plan.monthly_budget_soft
+    if hard is None and soft is None:
+        return
+    start, end = month_window(payer.zone, now)
+    committed = month_committed(start=start, end=end, **payer.owner)
+    if hard is not None and committed + quote > hard:
+        raise LimitReached(
+            f"This job (quote {quote} USD) would take the month's spending past "
+            f"{payer.whose} {hard} USD budget ({committed} USD used). It resets at "
+            f"{end.isoformat()}.", code="budget_exceeded",
+            limit=f"{payer.prefix}monthly_budget_hard", value=hard, resets_at=end)
+    if soft is not None and committed <= soft < committed + quote:
+        limit = f"{payer.prefix}monthly_budget_soft"
+        notify_job_event(job=job, type="budget_warning", payload={
+            "status": job.status, "limit": limit, "value": str(soft),
+            "committed": str(committed + quote),
+            "team": payer.team.slug if payer.team is not None else None})
+        budget_warning_mail(job=job, payer=payer, soft=soft, committed=committed + quote,
+                            resets_at=end)
+
+
+def budget_warning_mail(*, job: Job, payer: Payer, soft: Decimal, committed: Decimal,
+                        resets_at: datetime) -> None:
+    """E-mail the user (or the team's owners) that the soft budget is crossed, once
+    the job is committed. Off with ``BRENIA_BUDGET_EMAILS=0``; nobody without an
+    address is written to."""
+    if not settings.BRENIA_BUDGET_EMAILS:
+        return
+    if payer.team is not None:
+        recipients = list(payer.team.memberships.filter(role=TeamRole.OWNER)
+                          .exclude(user__email="").values_list("user__email", flat=True))
+    else:
+        recipients = [job.user.email] if job.user.email else []
+    if not recipients:
+        return
+    subject = f"Brenia: {payer.whose} monthly budget warning ({soft} USD) is crossed"
+    body = (f"{committed} USD of this month's budget is used or held, past the warning "
+            f"threshold of {soft} USD set by the plan {payer.plan.name!r}.\n"
+            f"Job {job.pk} ({job.model_slug}) crossed it. The month resets at "
+            f"{resets_at.isoformat()}.\n")
+    transaction.on_commit(
+        lambda: send_mail(subject, body, None, recipients, fail_silently=False), robust=True)
+
+
+def _team_lock(team: Any) -> None:
+    # After the user's lock, always in that order: two members never deadlock.
+    Team.objects.select_for_update().filter(pk=team.pk).first()
+
+
 def plan_check(*, job: Job, client: str = "", now: datetime | None = None) -> None:
-    """Admit ``job`` under its user's plan and hold its quote, or raise a refusal.
+    """Admit ``job`` under its user's plan (and its team's, if it is filed under a
+    team with a plan) and hold its quote, or raise a refusal.
 
     Precondition: inside the transaction that inserted ``job``. A template step
     (``job.parent`` set) belongs to a run admitted as a whole: it is held and
@@ -131,33 +238,36 @@ def plan_check(*, job: Job, client: str = "", now: datetime | None = None) -> No
                 f"today. It resets at {end.isoformat()}.", code="daily_cap_reached",
                 limit="daily_high_res_cap", value=cap, resets_at=end,
                 retry_after=seconds_until(end, now))
-    limit = plan.concurrent_jobs_per_user
-    if top_level and limit is not None:
-        running = Job.objects.filter(user=user, parent__isnull=True,
-                                     status__in=ACTIVE_STATUSES).exclude(pk=job.pk).count()
-        if running >= limit:
-            raise LimitReached(
-                f"Your plan allows {limit} unfinished jobs at a time; wait for one to end.",
-                code="concurrency_limit", limit="concurrent_jobs_per_user", value=limit,
-                retry_after=CONCURRENCY_RETRY_SECONDS)
-    quote = job.estimated_cost
-    hard, soft = plan.monthly_budget_hard, plan.monthly_budget_soft
-    if top_level and (hard is not None or soft is not None):
-        start, end = month_window(zone, now)
-        committed = month_committed(user=user, start=start, end=end)
-        if hard is not None and committed + quote > hard:
-            raise LimitReached(
-                f"This job (quote {quote} USD) would take the month's spending past your "
-                f"plan's {hard} USD budget ({committed} USD used). It resets at "
-                f"{end.isoformat()}.", code="budget_exceeded", limit="monthly_budget_hard",
-                value=hard, resets_at=end)
-        if soft is not None and committed <= soft < committed + quote:
-            notify_job_event(job=job, type="budget_warning", payload={
-                "status": job.status, "limit": "monthly_budget_soft", "value": str(soft),
-                "committed": str(committed + quote)})
-    LedgerEntry.objects.create(user=user, job=job, kind=LedgerKind.HOLD, amount=quote,
-                               currency=job.currency, high_res_images=wanted,
-                               top_level=top_level, created_at=now)
+    team = job.team if job.team_id is not None else None
+    if top_level:
+        payers = [Payer(plan=plan, zone=zone, owner={"user": user})]
+        shared = team_plan(team)
+        if team is not None and shared is not None:
+            _team_lock(team)
+            payers.append(Payer(plan=shared, zone=team.zone, owner={"team": team}, team=team))
+        for payer in payers:
+            _concurrency_check(job, payer, payer.plan.concurrent_jobs_per_team
+                               if payer.team is not None
+                               else payer.plan.concurrent_jobs_per_user)
+        for payer in payers:
+            _budget_check(job, payer, now)
+    LedgerEntry.objects.create(
+        user=user, team=team, job=job, kind=LedgerKind.HOLD, amount=job.estimated_cost,
+        currency=job.currency, high_res_images=wanted, top_level=top_level, created_at=now,
+        **ledger_names(job))
+
+
+def ledger_names(job: Job) -> dict[str, str]:
+    """What usage reports group by, copied onto each entry: who, which model, which
+    template (a run's parent job is labelled ``template:<slug>``; its steps too)."""
+    label = job.model_slug if job.model_id is None else ""
+    if job.parent_id is not None:
+        label = Job.objects.filter(pk=job.parent_id).values_list("model_slug", flat=True) \
+            .first() or ""
+    template = label.removeprefix("template:") if label.startswith("template:") else ""
+    return {"username": job.user.username,
+            "model_slug": job.model_slug if job.model_id is not None else "",
+            "template_slug": template}
 
 
 @job_admission_hook
@@ -177,10 +287,16 @@ def settle(finished: JobFinished) -> None:
         if amount is None:  # the provider reported no units: bill the quote, never 0
             logger.warning("job %s completed without a cost; settling its quote", job.pk)
             amount = job.estimated_cost
+        names = _names_of(hold) if hold is not None else ledger_names(job)
         LedgerEntry.objects.get_or_create(job=job, kind=LedgerKind.SETTLE, defaults={
-            "user_id": job.user_id, "amount": amount, "currency": job.currency,
-            "top_level": job.parent_id is None})
+            "user_id": job.user_id, "team_id": job.team_id, "amount": amount,
+            "currency": job.currency, "top_level": job.parent_id is None, **names})
     elif hold is not None:
         LedgerEntry.objects.get_or_create(job=job, kind=LedgerKind.RELEASE, defaults={
-            "user_id": job.user_id, "amount": hold.amount, "currency": job.currency,
-            "top_level": hold.top_level})
+            "user_id": job.user_id, "team_id": hold.team_id, "amount": hold.amount,
+            "currency": job.currency, "top_level": hold.top_level, **_names_of(hold)})
+
+
+def _names_of(entry: LedgerEntry) -> dict[str, str]:
+    return {"username": entry.username, "model_slug": entry.model_slug,
+            "template_slug": entry.template_slug}

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db.models import Prefetch, Q, QuerySet
 
+from brenia.accounts.selectors import visible_to
 from brenia.errors import NotFound
 from generation.models import Image, ImageRating, Job, JobEvent
 
@@ -34,7 +35,7 @@ def image_rating_prefetch(*, user: Any, through: str = "") -> Prefetch:
 
 
 def job_list_for_user(*, user: Any) -> QuerySet[Job]:
-    return (Job.objects.filter(user=user).select_related("model")
+    return (Job.objects.filter(visible_to(user)).select_related("model")
             .prefetch_related("images", image_rating_prefetch(user=user, through="images__")))
 
 
@@ -48,21 +49,23 @@ def job_get_for_user(*, user: Any, job_id: Any) -> Job:
 
 def image_get_for_user(*, user: Any, image_id: Any) -> Image:
     pk = _parse_uuid(image_id)
-    image = Image.objects.filter(pk=pk, job__user=user).first() if pk else None
+    image = (Image.objects.filter(visible_to(user, owner="job__user", team="job__team"), pk=pk)
+             .first() if pk else None)
     if image is None:
         raise NotFound("There is no such image.", code="image_not_found")
     return image
 
 
 def image_list_for_user(*, user: Any) -> QuerySet[Image]:
-    """The user's finished deliverables, newest first, each with their rating prefetched.
+    """The user's and their teams' finished deliverables, newest first, each with the
+    viewer's rating prefetched.
 
     A deliverable is an image of a job the user asked for directly (a top-level job)
     or a template run's output; a run's intermediate images (backgrounds, cut-outs)
     are not. ``run_output`` is templates_app's reverse accessor, named here only as a
     lookup: the job engine imports no plug-in.
     """
-    return (Image.objects.filter(job__user=user)
+    return (Image.objects.filter(visible_to(user, owner="job__user", team="job__team"))
             .filter(Q(job__parent__isnull=True) | Q(run_output__isnull=False))
             .select_related("job")
             .prefetch_related(image_rating_prefetch(user=user))

@@ -151,13 +151,14 @@ def generation_check(*, model_slug: str, inputs: Any, options: Any, metadata: An
 def job_create(*, user: Any, model_slug: str, inputs: Any, options: Any = None,
                metadata: Any = None, idempotency_key: str = "", webhook_url: str = "",
                output: str = "image", parent: Job | None = None,
-               client: str = "") -> tuple[Job, bool]:
+               client: str = "", team: Any = None) -> tuple[Job, bool]:
     """Validate, create a queued job and dispatch it after commit.
 
     Returns ``(job, created)``. With an idempotency key, the same key and body
     return the job made the first time; the same key with another body is a 409.
     The admission hooks (plans, limits, a cost hold) run in the inserting
-    transaction; ``client`` names the credential the request came with.
+    transaction; ``client`` names the credential the request came with. ``team``
+    (a Team) shares the job with its members; a step shares its parent's.
     """
     fingerprint = request_fingerprint(model=model_slug, inputs=inputs, options=options or {},
                                       metadata=[metadata, webhook_url])
@@ -187,6 +188,7 @@ def job_create(*, user: Any, model_slug: str, inputs: Any, options: Any = None,
                 request_fingerprint=fingerprint,
                 request_id=request_id_var.get(),
                 parent=parent,
+                team_id=parent.team_id if parent is not None else getattr(team, "pk", None),
             )
             job_admit(job=job, client=client)
             notify_job_event(job=job, type="queued", payload={"status": job.status,
@@ -242,11 +244,13 @@ async def fal_webhook_receive(*, headers: dict[str, str], body: bytes) -> str:
 def job_local_create(*, user: Any, label: str, version: str = "", parent: Job | None = None,
                      inputs: dict[str, Any] | None = None,
                      metadata: dict[str, Any] | None = None,
-                     estimated_cost: Decimal = Decimal(0)) -> Job:
-    """A queued job without a model, its ``queued`` event sent on commit."""
+                     estimated_cost: Decimal = Decimal(0), team: Any = None) -> Job:
+    """A queued job without a model, its ``queued`` event sent on commit. It is
+    shared with ``team``, or with its parent's."""
     with transaction.atomic():
         job = Job.objects.create(
             user=user, model=None, model_slug=label, model_version=version, parent=parent,
+            team_id=parent.team_id if parent is not None else getattr(team, "pk", None),
             inputs=inputs or {}, metadata=metadata or {}, estimated_cost=estimated_cost,
             request_id=request_id_var.get())
         notify_job_event(job=job, type="queued", payload={"status": job.status,

@@ -56,6 +56,9 @@ class Job(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
                              related_name="jobs")
+    # Shared with this team's members (a template run's steps share their run's team).
+    team = models.ForeignKey("accounts.Team", on_delete=models.SET_NULL, null=True,
+                             blank=True, related_name="jobs")
     # None for a local job: a template run's parent (its event stream) or a step that
     # Brenia does itself (composition). Only jobs with a model ever reach the runner.
     model = models.ForeignKey(AIModel, on_delete=models.PROTECT, related_name="jobs",
