@@ -72,7 +72,7 @@ def high_res_images(job: Job, plan: Plan) -> int:
     if job.model is None:
         return 0
     try:
-        sizes = get_provider(job.model).estimate_images(job.provider_arguments)
+        sizes = get_provider(job.model).estimate_images(job.provider_arguments, job.model)
     except PermanentProviderError:
         return 0
     threshold = plan.high_res_megapixels * 1_000_000
@@ -133,7 +133,9 @@ class Payer:
 
     @property
     def whose(self) -> str:
-        return f"the team {self.team.name!r}'s" if self.team is not None else "your"
+        """Whose plan, to finish a sentence: "your plan", "the plan of the team X"."""
+        return f"the plan of the team {self.team.name}" if self.team is not None \
+            else "your plan"
 
 
 def _concurrency_check(job: Job, payer: Payer, limit: int | None) -> None:
@@ -145,8 +147,8 @@ def _concurrency_check(job: Job, payer: Payer, limit: int | None) -> None:
         name = "concurrent_jobs_per_team" if payer.team is not None else \
             "concurrent_jobs_per_user"
         raise LimitReached(
-            f"{payer.whose.capitalize()} plan allows {limit} unfinished jobs at a time; "
-            f"wait for one to end.", code="concurrency_limit", limit=name, value=limit,
+            f"{payer.whose[0].upper()}{payer.whose[1:]} allows {limit} unfinished jobs at a "
+            f"time; wait for one to end.", code="concurrency_limit", limit=name, value=limit,
             retry_after=CONCURRENCY_RETRY_SECONDS)
 
 
@@ -160,8 +162,8 @@ def _budget_check(job: Job, payer: Payer, now: datetime) -> None:
     committed = month_committed(start=start, end=end, **payer.owner)
     if hard is not None and committed + quote > hard:
         raise LimitReached(
-            f"This job (quote {quote} USD) would take the month's spending past "
-            f"{payer.whose} {hard} USD budget ({committed} USD used). It resets at "
+            f"This job (quote {quote} USD) would take the month's spending past the "
+            f"{hard} USD budget of {payer.whose} ({committed} USD used). It resets at "
             f"{end.isoformat()}.", code="budget_exceeded",
             limit=f"{payer.prefix}monthly_budget_hard", value=hard, resets_at=end)
     if soft is not None and committed <= soft < committed + quote:
@@ -188,13 +190,45 @@ def budget_warning_mail(*, job: Job, payer: Payer, soft: Decimal, committed: Dec
         recipients = [job.user.email] if job.user.email else []
     if not recipients:
         return
-    subject = f"Brenia: {payer.whose} monthly budget warning ({soft} USD) is crossed"
+    subject = f"Brenia: the monthly budget warning of {payer.whose} ({soft} USD) is crossed"
     body = (f"{committed} USD of this month's budget is used or held, past the warning "
             f"threshold of {soft} USD set by the plan {payer.plan.name!r}.\n"
             f"Job {job.pk} ({job.model_slug}) crossed it. The month resets at "
             f"{resets_at.isoformat()}.\n")
     transaction.on_commit(
         lambda: send_mail(subject, body, None, recipients, fail_silently=False), robust=True)
+
+
+@dataclass(frozen=True)
+class BudgetWarning:
+    """A budget whose month has passed its soft threshold, for the page banner."""
+
+    team: Any
+    committed: Decimal
+    soft: Decimal
+    hard: Decimal | None
+    resets_at: datetime
+
+
+def budget_warnings_for_user(user: Any, now: datetime | None = None) -> list[BudgetWarning]:
+    """The user's own budget, and each of their teams', once past the soft threshold."""
+    now = now or timezone.now()
+    payers = [Payer(plan=plan_for_user(user), zone=user.zone, owner={"user": user})]
+    for account in TeamAccount.objects.select_related("team", "plan").filter(
+            team__memberships__user=user):
+        payers.append(Payer(plan=account.plan, zone=account.team.zone,
+                            owner={"team": account.team}, team=account.team))
+    warnings = []
+    for payer in payers:
+        soft = payer.plan.monthly_budget_soft
+        if soft is None:
+            continue
+        start, end = month_window(payer.zone, now)
+        committed = month_committed(start=start, end=end, **payer.owner)
+        if committed > soft:
+            warnings.append(BudgetWarning(team=payer.team, committed=committed, soft=soft,
+                                          hard=payer.plan.monthly_budget_hard, resets_at=end))
+    return warnings
 
 
 def _team_lock(team: Any) -> None:

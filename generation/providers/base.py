@@ -121,8 +121,10 @@ class Provider(ABC):
     async def aclose(self) -> None:  # noqa: B027 - optional for providers
         """Release connections."""
 
-    def estimate_images(self, arguments: dict[str, Any]) -> list[tuple[int, int]]:
-        """The (width, height) of each image the arguments ask for, for pricing."""
+    def estimate_images(self, arguments: dict[str, Any],
+                        model: AIModel | None = None) -> list[tuple[int, int]]:
+        """The (width, height) of each image the arguments ask for (of ``model``, when
+        the size depends on it), for pricing and plans' high-resolution caps."""
         return []
 
     def estimate(self, model: AIModel, arguments: dict[str, Any]) -> Decimal:

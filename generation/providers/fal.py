@@ -176,7 +176,8 @@ class FalProvider(Provider):
             submit["webhook_url"] = f"{settings.BRENIA_PUBLIC_URL}/api/webhooks/fal"
         return submit
 
-    def estimate_images(self, arguments: dict[str, Any]) -> list[tuple[int, int]]:
+    def estimate_images(self, arguments: dict[str, Any],
+                        model: AIModel | None = None) -> list[tuple[int, int]]:
         size = arguments.get("image_size", "landscape_4_3")
         if isinstance(size, dict):
             dims = (int(size.get("width", 512)), int(size.get("height", 512)))

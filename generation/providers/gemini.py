@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 import weakref
 from decimal import Decimal
@@ -86,6 +87,10 @@ def _classify_call_error(exc: Exception) -> ProviderError | None:
     return None
 
 
+# Gemini's image size tiers, as a factor on each side of the 1K tier.
+GEMINI_SIZE_SCALE: dict[str, float] = {"512": 0.5, "1K": 1.0, "2K": 2.0, "4K": 4.0}
+
+
 class GeminiProvider(Provider):
     name = "gemini"
 
@@ -98,8 +103,26 @@ class GeminiProvider(Provider):
             arguments["aspect_ratio"] = nearest_aspect_ratio(options["width"], options["height"])
         return arguments
 
-    def estimate_images(self, arguments: dict[str, Any]) -> list[tuple[int, int]]:
-        return []
+    def estimate_images(self, arguments: dict[str, Any],
+                        model: AIModel | None = None) -> list[tuple[int, int]]:
+        """One image of about a megapixel at the 1K tier in the asked aspect ratio; each
+        tier up doubles both sides ("2K" is about 4 MP, "4K" about 16 MP), "512" halves
+        them. Close to Gemini's own pixel tables, which move by a few percent."""
+        if model is None or model.kind == "text":
+            return []
+        size = arguments.get("image_size") or (model.output_mapping or {}).get("default", "1K")
+        scale = GEMINI_SIZE_SCALE.get(str(size), 1.0)
+        try:
+            across, down = (float(part) for part in
+                            str(arguments.get("aspect_ratio") or "1:1").split(":", 1))
+            ratio = across / down
+        except (TypeError, ValueError, ZeroDivisionError):
+            ratio = 1.0
+        if not 0.01 < ratio < 100:  # not a ratio Gemini serves (the schema refuses it)
+            ratio = 1.0
+        width = math.sqrt(1024 * 1024 * ratio) * scale
+        height = math.sqrt(1024 * 1024 / ratio) * scale
+        return [(round(width), round(height))]
 
     def estimate(self, model: AIModel, arguments: dict[str, Any]) -> Decimal:
         """Tokens the registry row says a result of this size costs, at its token price.
