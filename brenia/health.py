@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from typing import Any
@@ -12,6 +13,8 @@ from channels.layers import get_channel_layer
 from django.core.files.storage import Storage, storages
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+
+from generation.routing.breaker import breaker_states
 
 # /readyz is unauthenticated and on S3 every storage call is a billed request, so a
 # probe storm must not become a request storm: storage's answer is reused this long.
@@ -122,5 +125,10 @@ async def readyz(request: HttpRequest) -> JsonResponse:
     # Off the shared sync thread: a slow storage must not hold up database work.
     await run("storage", sync_to_async(_check_storage, thread_sensitive=False))
     ready = all(c["ok"] for c in checks.values())
-    return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks},
-                        status=200 if ready else 503)
+    body: dict[str, Any] = {"status": "ok" if ready else "unavailable", "checks": checks}
+    # Details, not a check: an open breaker means one endpoint is failing (its jobs fall
+    # back), not that this process cannot serve.
+    with contextlib.suppress(Exception):
+        body["breakers"] = await asyncio.wait_for(
+            sync_to_async(breaker_states, thread_sensitive=False)(), timeout=2)
+    return JsonResponse(body, status=200 if ready else 503)

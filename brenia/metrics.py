@@ -90,6 +90,11 @@ PROVIDER_ERRORS = Counter(
     "brenia_provider_errors",
     "Failed provider attempts by error class: transient, permanent, malformed, timeout, "
     "internal.", ["provider", "error_class"])
+BREAKER_STATE = Gauge(
+    "brenia_provider_breaker_state",
+    "Each provider endpoint's circuit breaker as last seen by any process: 0 closed, "
+    "1 half-open (one probe let through), 2 open.", ["endpoint"],
+    multiprocess_mode="mostrecent")
 CACHE_REQUESTS = Counter(
     "brenia_cache_requests", "Result cache look-ups, by result: hit or miss.", ["result"])
 WEBSOCKETS = Gauge(
@@ -126,6 +131,14 @@ def job_finished(*, model: str, provider: str, status: str, created_at: datetime
 
 def provider_error(*, provider: str, error_class: str) -> None:
     PROVIDER_ERRORS.labels(provider=provider, error_class=error_class).inc()
+
+
+BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+def breaker_state(*, endpoint: str, state: str) -> None:
+    """Record a breaker's state; its state is shared, so the newest report wins."""
+    BREAKER_STATE.labels(endpoint=endpoint).set(BREAKER_STATES[state])
 
 
 def cache_lookup(*, hit: bool) -> None:

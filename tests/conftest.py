@@ -54,6 +54,16 @@ def _thread_connections_closed(django_db_setup: None) -> Iterator[None]:
     SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)
 
 
+@pytest.fixture(autouse=True)
+def _breakers_of_this_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts with every circuit breaker closed: the failures one test
+    injects must not open an endpoint's breaker for the next (they share the cache)."""
+    import uuid
+
+    monkeypatch.setattr("generation.routing.breaker.KEY_PREFIX",
+                        f"routing:breaker:test-{uuid.uuid4().hex}:")
+
+
 @dataclass
 class Persona:
     user: Any

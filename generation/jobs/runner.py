@@ -30,12 +30,14 @@ from generation.jobs.events import anotify_job_event, apublish
 from generation.jobs.lifecycle import StoredImage, job_finish
 from generation.jobs.results import check_image, fetch_image_bytes, store_image
 from generation.models import (
+    ACTIVE_STATUSES,
     AttemptOutcome,
     IllegalTransition,
     Image,
     Job,
     JobAttempt,
     JobStatus,
+    RoutedBy,
 )
 from generation.providers import get_provider
 from generation.providers.base import (
@@ -50,6 +52,8 @@ from generation.providers.base import (
     Update,
 )
 from generation.providers.hosts import trusted_result_hosts
+from generation.routing.breaker import BreakerOpen, breaker_for
+from generation.routing.fallback import error_kind, fallback_choose, falls_back
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +69,10 @@ def worth_retrying(exc: Exception) -> bool:
     already retried that very failure to its limit (fal: RetriedByFalClient): one
     failure is retried by one layer, so the two never multiply."""
     return (isinstance(exc, TransientProviderError)
-            and not exc.retried_by_client)
+            and not exc.retried_by_client
+            # An open breaker refuses every call to its endpoint for a while: the next
+            # model of the fallback chain is worth trying, the same endpoint is not.
+            and not isinstance(exc, BreakerOpen))
 
 
 _download_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SafeClient] = (
@@ -143,6 +150,8 @@ class JobRun:
         self.pump: asyncio.Task[None] | None = None
         # The provider request this run submitted or re-attached to.
         self.remote_id = job.provider_request_id
+        # Models this run has called, so a fallback chain never loops.
+        self.tried: set[int] = {job.called_model.pk}
 
     async def run(self) -> None:
         # The cancellation may land anywhere, even inside one of the handlers below
@@ -157,22 +166,13 @@ class JobRun:
     async def _run(self) -> None:
         job = self.job
         try:
-            backoff = Backoff(attempts=MAX_ATTEMPTS, base=BACKOFF_BASE, cap=BACKOFF_CAP)
-            # stamina sleeps between tries and lets the last error through once the
-            # attempts are spent, or at once when worth_retrying says no.
-            async for retry in backoff.retrying(on=worth_retrying):
-                with retry:
-                    try:
-                        result = await self._attempt(retry.num)
-                    except TransientProviderError as exc:
-                        await self._end_attempt(AttemptOutcome.TRANSIENT_ERROR, exc)
-                        if worth_retrying(exc) and retry.num < backoff.attempts:
-                            logger.info("job %s: transient error %s, retrying", job.pk,
-                                        exc.code)
-                            if exc.code != "provider_unreachable":
-                                # The remote request itself failed: the next attempt
-                                # submits anew.
-                                await self._forget_request()
+            while True:
+                try:
+                    result = await self._run_on_model()
+                    break
+                except (TransientProviderError, TimeoutError) as exc:
+                    # The model's own tries are spent: its fallback, by error class.
+                    if not await self._fall_back(exc):
                         raise
             # Outside the retry loop: a failure while finalizing never resubmits.
             await self._end_attempt(AttemptOutcome.SUCCEEDED)
@@ -204,6 +204,82 @@ class JobRun:
                                "Brenia hit an unexpected error; an admin can see the details.",
                                traceback.format_exc())
 
+    async def _run_on_model(self) -> ProviderResult:
+        """The job's current model, tried up to MAX_ATTEMPTS times on transient errors."""
+        job = self.job
+        backoff = Backoff(attempts=MAX_ATTEMPTS, base=BACKOFF_BASE, cap=BACKOFF_CAP)
+        # stamina sleeps between tries and lets the last error through once the
+        # attempts are spent, or at once when worth_retrying says no.
+        async for retry in backoff.retrying(on=worth_retrying):
+            with retry:
+                try:
+                    return await self._attempt(retry.num)
+                except TransientProviderError as exc:
+                    again = worth_retrying(exc) and retry.num < backoff.attempts
+                    await self._end_attempt(AttemptOutcome.TRANSIENT_ERROR, exc,
+                                            reason="retried on the same model" if again
+                                            else "")
+                    if again:
+                        logger.info("job %s: transient error %s, retrying", job.pk,
+                                    exc.code)
+                        if exc.code != "provider_unreachable":
+                            # The remote request itself failed: the next attempt
+                            # submits anew.
+                            await self._forget_request()
+                    raise
+        raise AssertionError("unreachable: stamina returns or raises")  # pragma: no cover
+
+    async def _fall_back(self, exc: BaseException) -> bool:
+        """Move the job to the next model of its fallback chain if ``exc``'s class
+        allows it; False (the job ends with ``exc``) if not or if none is left.
+
+        Only what ran is charged: the job's model, arguments and remote request become
+        the fallback's, so the cost it settles is the fallback's own.
+        """
+        job = self.job
+        kind = error_kind(exc)
+        timed_out = isinstance(exc, TimeoutError)
+        if timed_out:
+            await self._end_attempt(AttemptOutcome.TRANSIENT_ERROR, None)
+        if not falls_back(kind):
+            return False
+        choice = await database_sync_to_async(fallback_choose)(job=job, tried=self.tried)
+        skipped = "; ".join(choice.skipped)
+        if choice.model is None:
+            await self._note_attempt(f"no fallback left ({kind})"
+                                     + (f": {skipped}" if skipped else ""))
+            return False
+        if timed_out:
+            # Stop the remote work too, so it is not billed for nothing.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.provider.cancel(job=job), timeout=10)
+        model = choice.model
+        fields: dict[str, Any] = {
+            "model": model, "model_slug": model.slug, "model_version": model.version_label,
+            "provider_arguments": choice.arguments, "provider_request_id": "",
+            "routed_by": RoutedBy.FALLBACK}
+        updated = await Job.objects.filter(pk=job.pk, status__in=ACTIVE_STATUSES).aupdate(
+            updated_at=timezone.now(), **fields)
+        if not updated:
+            raise IllegalTransition(f"job {job.pk} ended before its fallback")
+        for name, value in fields.items():
+            setattr(job, name, value)
+        await self._note_attempt(f"fell back to {model.slug} ({kind})"
+                                 + (f"; skipped {skipped}" if skipped else ""))
+        logger.info("job %s: %s on %s, falling back to %s", job.pk, kind,
+                    self.provider.name, model.slug)
+        self.provider = get_provider(model)
+        self.tried.add(model.pk)
+        self.remote_id = ""
+        self.last_position = None
+        return True
+
+    async def _note_attempt(self, reason: str) -> None:
+        """Say on the last attempt what the runner did after it, and why."""
+        if self.attempt is not None:
+            self.attempt.reason = reason[:300]
+            await self.attempt.asave(update_fields=["reason"])
+
     async def complete_with(self, result: ProviderResult) -> None:
         """Finish the job from a result obtained elsewhere (a provider's webhook)."""
         try:
@@ -220,31 +296,62 @@ class JobRun:
 
     async def _attempt(self, number: int) -> ProviderResult:
         job = self.job
+        model = job.called_model
         self.attempt = await JobAttempt.objects.acreate(
             job=job, number=await self._next_attempt_number(), provider=self.provider.name,
-            endpoint_id=job.called_model.endpoint_id, provider_request_id=job.provider_request_id)
-        async with asyncio.timeout(settings.BRENIA_JOB_TIMEOUT):
-            try:
-                result = await self.provider.execute(job=job, on_submitted=self._on_submitted,
-                                                     on_update=self._on_update)
-            except Exception:
-                with contextlib.suppress(Exception):  # the provider's error is the news
-                    await self._settle_updates()
-                raise
-            except BaseException:
-                await self._stop_updates()
-                raise
-            await self._settle_updates()
-            return result
+            endpoint_id=model.endpoint_id, model_slug=model.slug,
+            provider_request_id=job.provider_request_id)
+        breaker = breaker_for(model)
+        if not job.provider_request_id:
+            # Raises BreakerOpen while the endpoint's breaker is open: nothing is sent.
+            # A re-attach always goes: that request is submitted and paid for.
+            await breaker.acheck()
+        try:
+            async with asyncio.timeout(settings.BRENIA_JOB_TIMEOUT):
+                try:
+                    result = await self.provider.execute(
+                        job=job, on_submitted=self._on_submitted, on_update=self._on_update)
+                except Exception:
+                    with contextlib.suppress(Exception):  # the provider's error is the news
+                        await self._settle_updates()
+                    raise
+                except BaseException:
+                    await self._stop_updates()
+                    raise
+                await self._settle_updates()
+        except (TransientProviderError, TimeoutError):
+            await self._breaker_record(breaker.arecord_failure)
+            raise
+        except PermanentProviderError:
+            # A refusal (bad input, safety) is an answer from a working endpoint.
+            await self._breaker_record(breaker.arecord_success)
+            raise
+        await self._breaker_record(breaker.arecord_success)
+        return result
+
+    async def _breaker_record(self, record: Any) -> None:
+        """A breaker store that cannot be reached must not fail the job it reports on."""
+        try:
+            await record()
+        except Exception:
+            logger.warning("job %s: could not update the circuit breaker", self.job.pk,
+                           exc_info=True)
 
     async def _next_attempt_number(self) -> int:
         last = await JobAttempt.objects.filter(job=self.job).order_by("-number").afirst()
         return (last.number if last else 0) + 1
 
-    async def _end_attempt(self, outcome: str, exc: BaseException | None = None) -> None:
+    async def _end_attempt(self, outcome: str, exc: BaseException | None = None, *,
+                           reason: str = "") -> None:
         attempt = self.attempt
         if attempt is None or attempt.outcome != AttemptOutcome.RUNNING:
             return
+        if outcome in (AttemptOutcome.TRANSIENT_ERROR, AttemptOutcome.PERMANENT_ERROR):
+            kind = error_kind(exc)
+            attempt.error_kind = kind
+            if not reason and not falls_back(kind):
+                reason = f"{kind}: never retried or routed around"
+            attempt.reason = reason[:300]
         if outcome in (AttemptOutcome.TRANSIENT_ERROR, AttemptOutcome.PERMANENT_ERROR):
             job_metrics.provider_error(provider=self.provider.name, error=exc)
         attempt.outcome = outcome

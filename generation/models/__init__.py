@@ -15,11 +15,19 @@ from generation.models.jobs import (
     JobAttempt,
     JobEvent,
     JobStatus,
+    RoutedBy,
 )
-from generation.models.registry import AIModel, ModelKind, Provider
+from generation.models.registry import (
+    AIModel,
+    ModelKind,
+    Provider,
+    ProviderEndpoint,
+    ProviderPolicy,
+)
 
 __all__ = [
     "ACTIVE_STATUSES", "ALLOWED_FROM", "RATING_COMMENT_MAX", "RATING_MAX", "RATING_MIN",
     "TERMINAL_STATUSES", "AIModel", "AttemptOutcome", "IllegalTransition", "Image",
     "ImageRating", "Job", "JobAttempt", "JobEvent", "JobStatus", "ModelKind", "Provider",
+    "ProviderEndpoint", "ProviderPolicy", "RoutedBy",
 ]

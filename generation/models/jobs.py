@@ -48,6 +48,12 @@ ALLOWED_FROM: dict[str, tuple[str, ...]] = {
 }
 
 
+class RoutedBy(models.TextChoices):
+    EXPLICIT = "explicit", "Named by the request"
+    POLICY = "policy", "Provider policy for its kind"
+    FALLBACK = "fallback", "Fallback from another model"
+
+
 class IllegalTransition(Exception):
     """The job was not in a state it may leave for the requested one."""
 
@@ -92,6 +98,10 @@ class Job(models.Model):
     request_id = models.CharField(max_length=64, blank=True)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE,
                                related_name="steps")
+    # How the model that ran was chosen: named by the request, by the kind's provider
+    # policy, or reached by falling back from another model (generation/routing/).
+    routed_by = models.CharField(max_length=20, choices=RoutedBy.choices,
+                                 default=RoutedBy.EXPLICIT)
     last_event_seq = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
@@ -176,6 +186,12 @@ class JobAttempt(models.Model):
                                default=AttemptOutcome.RUNNING)
     error_class = models.CharField(max_length=200, blank=True)
     error_message = models.TextField(blank=True)
+    # The registry model this attempt called (a fallback changes it within one job), the
+    # routing class of its error (quota, server, timeout, unreachable, breaker_open,
+    # invalid_input, safety, ...) and what the runner did next and why.
+    model_slug = models.CharField(max_length=80, blank=True)
+    error_kind = models.CharField(max_length=30, blank=True)
+    reason = models.CharField(max_length=300, blank=True)
     started_at = models.DateTimeField(default=timezone.now)
     ended_at = models.DateTimeField(null=True, blank=True)
 

@@ -61,3 +61,35 @@ class AIModel(models.Model):
 
     def __str__(self) -> str:
         return self.slug
+
+
+class ProviderPolicy(models.Model):
+    """Which registry model serves a request that names a kind rather than a model.
+
+    One row per kind, edited in the admin: pointing every text-to-image request at a
+    Nano Banana model while fal is down is one change. Jobs routed through it record
+    ``routed_by = "policy"``.
+    """
+
+    kind = models.CharField(max_length=30, choices=ModelKind.choices, unique=True)
+    model = models.ForeignKey(AIModel, on_delete=models.PROTECT, related_name="policies")
+    note = models.CharField(max_length=200, blank=True,
+                            help_text="Why this model serves the kind now (for the next operator).")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["kind"]
+        verbose_name = "provider policy"
+        verbose_name_plural = "provider policies"
+
+    def __str__(self) -> str:
+        return f"{self.kind} → {self.model.slug}"
+
+
+class ProviderEndpoint(AIModel):
+    """The registry seen by provider endpoint: the admin's read-only circuit-breaker page."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "provider endpoint (circuit breaker)"
+        verbose_name_plural = "provider endpoints (circuit breakers)"
