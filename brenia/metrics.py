@@ -97,6 +97,9 @@ BREAKER_STATE = Gauge(
     multiprocess_mode="mostrecent")
 CACHE_REQUESTS = Counter(
     "brenia_cache_requests", "Result cache look-ups, by result: hit or miss.", ["result"])
+REFERENCE_CACHE = Counter(
+    "brenia_reference_cache_requests", "Reference-image cache look-ups (per process), by "
+    "kind (normalised upload, fetched URL) and result.", ["kind", "result"])
 WEBSOCKETS = Gauge(
     "brenia_websocket_connections", "Open WebSocket connections, over all processes.",
     multiprocess_mode="livesum")
@@ -144,6 +147,10 @@ def breaker_state(*, endpoint: str, state: str) -> None:
 def cache_lookup(*, hit: bool) -> None:
     """Count one result-cache look-up (the cache itself comes with routing)."""
     CACHE_REQUESTS.labels(result="hit" if hit else "miss").inc()
+
+
+def reference_cache_lookup(*, kind: str, hit: bool) -> None:
+    REFERENCE_CACHE.labels(kind=kind, result="hit" if hit else "miss").inc()
 
 
 def webhook_attempt(*, outcome: str) -> None:

@@ -115,6 +115,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "brenia.billing.context.budget_warnings",
             ],
         },
     },
@@ -186,8 +187,21 @@ BRENIA_WEBHOOK_CONCURRENCY = env_int("BRENIA_WEBHOOK_CONCURRENCY", 20, minimum=1
 BRENIA_POLL_INTERVAL = env_float("BRENIA_POLL_INTERVAL", 0.5, minimum=0.01)
 # Upper bound on one job's life once submitted; past it the job errors out.
 BRENIA_JOB_TIMEOUT = env_float("BRENIA_JOB_TIMEOUT", 900.0, minimum=1.0)
+# A provider endpoint's circuit breaker opens after this many transient failures in a
+# row, and lets one probe through this many seconds later (generation/routing/breaker.py).
+BRENIA_BREAKER_FAILURES = env_int("BRENIA_BREAKER_FAILURES", 5, minimum=1)
+BRENIA_BREAKER_RESET_SECONDS = env_float("BRENIA_BREAKER_RESET_SECONDS", 30.0, minimum=0.01)
 # ?wait=N on the generate endpoint is capped at this many seconds.
 BRENIA_MAX_WAIT = env_int("BRENIA_MAX_WAIT", 60, minimum=0)
+# A seeded request identical to one completed this many seconds ago gets that result,
+# at no cost (generation/routing/cache.py); 0 turns the result cache off.
+BRENIA_RESULT_CACHE_SECONDS = env_int("BRENIA_RESULT_CACHE_SECONDS", 86_400, minimum=0)
+# Reference images (uploads normalised, URLs fetched for Gemini) kept in each process's
+# memory by content hash, least recently used out first; a URL's bytes are reused for
+# this many seconds (generation/providers/reference_cache.py).
+BRENIA_REFERENCE_CACHE_MB = env_float("BRENIA_REFERENCE_CACHE_MB", 64.0, minimum=0.0)
+BRENIA_REFERENCE_CACHE_SECONDS = env_float("BRENIA_REFERENCE_CACHE_SECONDS", 300.0,
+                                           minimum=0.0)
 # A worker whose heartbeat is older than this is dead; its tasks go back to the queue.
 BRENIA_STALLED_WORKER_TIMEOUT = env_float("BRENIA_STALLED_WORKER_TIMEOUT", 30.0, minimum=1.0)
 # Seconds between recovery passes in scale-out (stalled tasks, jobs and deliveries

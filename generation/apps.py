@@ -8,5 +8,5 @@ class GenerationConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the job engine's background tasks and its resume-on-start step, and
-        # the job-finished hook that counts jobs for /metrics.
-        from generation.jobs import metrics, tasks  # noqa: F401
+        # the job-finished hooks that count jobs for /metrics and judge canaries.
+        from generation.jobs import canary_hooks, metrics, tasks  # noqa: F401

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -28,6 +30,8 @@ from generation.models import (
     RATING_MIN,
     TERMINAL_STATUSES,
     AIModel,
+    Canary,
+    CanaryArm,
     IllegalTransition,
     ImageRating,
     Job,
@@ -44,9 +48,13 @@ from generation.registry.validation import (
     nul_problems,
     url_fields,
 )
+from generation.routing.cache import FREE, cache_key, cached_source
+from generation.routing.canary import canary_arm, canary_guard, canary_live_for
 
 # Who may send a model ``enable_safety_checker: false``; superusers hold every permission.
 DISABLE_SAFETY_CHECKER = "generation.disable_safety_checker"
+
+logger = logging.getLogger(__name__)
 
 
 def _safety_problems(user: Any, inputs: Any) -> list[FieldProblem]:
@@ -148,17 +156,40 @@ def generation_check(*, model_slug: str, inputs: Any, options: Any, metadata: An
     return prepared
 
 
+def _canary_choice(*, user: Any, prepared: PreparedRequest, inputs: Any, options: Any,
+                   output: str) -> tuple[Canary | None, str, PreparedRequest]:
+    """The live canary of the requested model, the user's arm, and the request prepared
+    for the model that arm names. A candidate that refuses these inputs (another
+    schema, disabled) leaves the user on the control, for this request."""
+    canary = canary_live_for(prepared.model)
+    if canary is None:
+        return None, "", prepared
+    arm = canary_arm(canary, user.pk)
+    if arm == CanaryArm.CANDIDATE:
+        try:
+            return canary, arm, generation_prepare(
+                model_slug=canary.candidate.slug, inputs=inputs, options=options,
+                output=output)
+        except InvalidInput as exc:
+            logger.warning("canary %s: the candidate %s refused a request (%s); the "
+                           "control serves it", canary.pk, canary.candidate.slug, exc.message)
+    return canary, CanaryArm.CONTROL, prepared
+
+
 def job_create(*, user: Any, model_slug: str, inputs: Any, options: Any = None,
                metadata: Any = None, idempotency_key: str = "", webhook_url: str = "",
                output: str = "image", parent: Job | None = None,
-               client: str = "", team: Any = None) -> tuple[Job, bool]:
+               client: str = "", team: Any = None,
+               use_cache: bool = True) -> tuple[Job, bool]:
     """Validate, create a queued job and dispatch it after commit.
 
     Returns ``(job, created)``. With an idempotency key, the same key and body
     return the job made the first time; the same key with another body is a 409.
     The admission hooks (plans, limits, a cost hold) run in the inserting
     transaction; ``client`` names the credential the request came with. ``team``
-    (a Team) shares the job with its members; a step shares its parent's.
+    (a Team) shares the job with its members; a step shares its parent's. A seeded
+    request made before (``generation.routing.cache``) is completed at once from that
+    result, at no cost, unless ``use_cache`` is False.
     """
     fingerprint = request_fingerprint(model=model_slug, inputs=inputs, options=options or {},
                                       metadata=[metadata, webhook_url])
@@ -170,8 +201,13 @@ def job_create(*, user: Any, model_slug: str, inputs: Any, options: Any = None,
     prepared = generation_check(model_slug=model_slug, inputs=inputs, options=options,
                                 metadata=metadata, webhook_url=webhook_url, output=output,
                                 user=user)
+    canary, arm, prepared = _canary_choice(user=user, prepared=prepared, inputs=inputs,
+                                           options=options, output=output)
+    key = cache_key(model=prepared.model, arguments=prepared.provider_arguments,
+                    output=output)
     try:
         with transaction.atomic():
+            source = cached_source(key) if use_cache else None
             job = Job.objects.create(
                 user=user,
                 model=prepared.model,
@@ -183,7 +219,11 @@ def job_create(*, user: Any, model_slug: str, inputs: Any, options: Any = None,
                 webhook_url=webhook_url,
                 provider_arguments=prepared.provider_arguments,
                 currency=prepared.model.currency,
-                estimated_cost=prepared.estimated_cost,
+                estimated_cost=FREE if source is not None else prepared.estimated_cost,
+                cache_key=key,
+                cached_from=source,
+                canary=canary,
+                canary_arm=arm,
                 idempotency_key=idempotency_key,
                 request_fingerprint=fingerprint,
                 request_id=request_id_var.get(),
@@ -193,7 +233,12 @@ def job_create(*, user: Any, model_slug: str, inputs: Any, options: Any = None,
             job_admit(job=job, client=client)
             notify_job_event(job=job, type="queued", payload={"status": job.status,
                                                               "position": None})
-            transaction.on_commit(lambda: job_run_submit(job.pk))
+            if source is not None and parent is None:
+                cache_complete(job=job, source=source)
+            elif source is not None:  # a step: its run records it first, then it ends
+                transaction.on_commit(lambda: cache_complete_later(job.pk))
+            else:
+                transaction.on_commit(lambda: job_run_submit(job.pk))
     except IntegrityError:
         # A concurrent request with the same idempotency key won the race.
         existing = replayed(Job.objects.filter(user=user), key=idempotency_key,
@@ -202,6 +247,37 @@ def job_create(*, user: Any, model_slug: str, inputs: Any, options: Any = None,
             raise
         return existing, False
     return job, True
+
+
+def cache_complete(*, job: Job, source: Job) -> None:
+    """Finish the new ``job`` with ``source``'s result (a result-cache hit), at no cost.
+
+    Precondition: inside the transaction that created ``job`` (queued, with
+    ``cached_from=source``). The images are the same stored files under new rows:
+    deleting either job never takes the other's files, which are removed only when no
+    row refers to them.
+    """
+    images = [StoredImage(name=image.file.name, sha256=image.sha256, width=image.width,
+                          height=image.height, format=image.format, bytes=image.bytes,
+                          seed=image.seed)
+              for image in source.images.order_by("index")]
+    job.transition(JobStatus.SUBMITTED, submitted_at=timezone.now())
+    job_finish(job=job, status=JobStatus.COMPLETED, cost=FREE,
+               output=source.result or {}, images=images)
+
+
+def cache_complete_later(job_id: Any) -> None:
+    """``cache_complete`` in a transaction of its own, once the creating one committed
+    (a template step: its run records the job before the job may end)."""
+    with transaction.atomic():
+        job = Job.objects.select_related("cached_from").filter(
+            pk=job_id, status=JobStatus.QUEUED).first()
+        if job is None:
+            return
+        if job.cached_from is not None:
+            cache_complete(job=job, source=job.cached_from)
+        else:  # the source was deleted meanwhile: make the result after all
+            transaction.on_commit(lambda: job_run_submit(job.pk))
 
 
 def job_cancel(*, user: Any, job_id: Any) -> Job:
@@ -338,6 +414,9 @@ def image_rate(*, user: Any, image_id: Any, score: int, comment: str = "") -> Im
         image=image, user=user,
         defaults={"score": score, "comment": comment, "model_slug": image.model_slug,
                   "model_version": image.model_version})
+    canary_id = Job.objects.filter(pk=image.job_id).values_list("canary_id", flat=True).first()
+    if canary_id is not None:  # a rating can tip a canary's guard
+        transaction.on_commit(partial(canary_guard, canary_id))
     return rating
 
 

@@ -1,5 +1,6 @@
 """generation's models: the registry (``registry``) and jobs (``jobs``)."""
 
+from generation.models.canary import Canary, CanaryArm, CanaryDecision, CanaryStatus
 from generation.models.jobs import (
     ACTIVE_STATUSES,
     ALLOWED_FROM,
@@ -27,7 +28,8 @@ from generation.models.registry import (
 
 __all__ = [
     "ACTIVE_STATUSES", "ALLOWED_FROM", "RATING_COMMENT_MAX", "RATING_MAX", "RATING_MIN",
-    "TERMINAL_STATUSES", "AIModel", "AttemptOutcome", "IllegalTransition", "Image",
+    "TERMINAL_STATUSES", "AIModel", "AttemptOutcome", "Canary", "CanaryArm",
+    "CanaryDecision", "CanaryStatus", "IllegalTransition", "Image",
     "ImageRating", "Job", "JobAttempt", "JobEvent", "JobStatus", "ModelKind", "Provider",
     "ProviderEndpoint", "ProviderPolicy", "RoutedBy",
 ]

@@ -65,6 +65,15 @@ class Job(models.Model):
     # Shared with this team's members (a template run's steps share their run's team).
     team = models.ForeignKey("accounts.Team", on_delete=models.SET_NULL, null=True,
                              blank=True, related_name="jobs")
+    # The result cache (generation.routing.cache): what identifies a seeded request,
+    # and the earlier job whose result this one was given at no cost.
+    cache_key = models.CharField(max_length=64, blank=True, db_index=True)
+    cached_from = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True,
+                                    related_name="+")
+    # The canary that chose this job's model, and which arm served it.
+    canary = models.ForeignKey("generation.Canary", on_delete=models.SET_NULL, null=True,
+                               blank=True, related_name="jobs")
+    canary_arm = models.CharField(max_length=10, blank=True)
     # None for a local job: a template run's parent (its event stream) or a step that
     # Brenia does itself (composition). Only jobs with a model ever reach the runner.
     model = models.ForeignKey(AIModel, on_delete=models.PROTECT, related_name="jobs",

@@ -37,6 +37,8 @@ from generation.providers.base import (
     decode_data_uri,
     log_provider_call,
 )
+from generation.providers.reference_cache import fetched as fetched_recently
+from generation.providers.reference_cache import remember_fetch
 
 if TYPE_CHECKING:
     from generation.models import AIModel, Job
@@ -265,10 +267,13 @@ def _reference_client() -> SafeClient:
 
 async def _reference_part(url: str) -> types.Part:
     """Fetch a user-supplied reference image through the pinned client, capped in bytes
-    and in time."""
+    and in time; a URL fetched a moment ago is served from the reference cache."""
     if url.startswith("data:"):
         mime = url[5:url.index(";")] if ";" in url else "image/png"
         return types.Part.from_bytes(data=decode_data_uri(url), mime_type=mime)
+    held = fetched_recently(url)
+    if held is not None:
+        return types.Part.from_bytes(data=held[0], mime_type=held[1])
     try:
         fetched = await _reference_client().fetch(
             "GET", url, field="inputs.reference_image_urls", max_bytes=MAX_REFERENCE_BYTES,
@@ -283,6 +288,7 @@ async def _reference_part(url: str) -> types.Part:
         raise PermanentProviderError("A reference image could not be fetched.",
                                      code="reference_image_unavailable")
     mime = fetched.headers.get("content-type", "image/png").split(";")[0]
+    remember_fetch(url, fetched.body, mime)
     return types.Part.from_bytes(data=fetched.body, mime_type=mime)
 
 

@@ -14,6 +14,7 @@ hold. ``check_inputs`` (``validation.py``) applies these on top of the schema:
 
 from __future__ import annotations
 
+import base64
 import copy
 from collections.abc import Iterator
 from typing import Any, TypeGuard
@@ -21,6 +22,7 @@ from typing import Any, TypeGuard
 from brenia.errors import FieldProblem
 from brenia.images import ImageRefused, normalise_image, read_data_uri
 from brenia.inputs import clean_text
+from generation.providers.reference_cache import normalised
 
 DEFAULT_TEXT_MAX = 10_000
 # 14142² is 200 MP, so a side reaches it only on a narrow banner; MAX_PIXELS binds first.
@@ -134,6 +136,11 @@ def _max_length(schema: dict[str, Any], name: str, listed: bool) -> int | None:
     return length if _whole(length) else None
 
 
+def _normalise(raw: bytes) -> tuple[bytes, str]:
+    image = normalise_image(raw)
+    return image.data, image.mime
+
+
 def normalise_data_uris(schema: dict[str, Any], inputs: dict[str, Any], prefix: str, *,
                         skip: set[str]) -> tuple[dict[str, Any], list[FieldProblem]]:
     """``inputs`` with each image data URI replaced by its normalised image, and the
@@ -155,7 +162,8 @@ def normalise_data_uris(schema: dict[str, Any], inputs: dict[str, Any], prefix: 
             continue
         try:
             _media, raw = read_data_uri(value)
-            uri = normalise_image(raw).data_uri()
+            data, mime = normalised(raw, _normalise)
+            uri = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
         except ImageRefused as exc:
             problems.append(FieldProblem(field, exc.problem))
             continue

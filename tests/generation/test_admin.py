@@ -64,7 +64,7 @@ def form_data(model: AIModel | None = None, **changes: Any) -> dict[str, Any]:
         "output_mapping": {}, "currency": "USD", "price_per_image": "0",
         "price_per_megapixel": "0.025", "price_per_million_tokens": "0",
         "supports_lora": False, "runner_hint_field": "", "enabled": True,
-        "version_label": "1", "fallback": None, "canary": {}}
+        "version_label": "1", "fallback": None}
     values.update(changes)
     values.pop("id", None)
     data: dict[str, Any] = {"_save": "Save"}
@@ -78,7 +78,7 @@ def form_data(model: AIModel | None = None, **changes: Any) -> dict[str, Any]:
             data[name] = "" if value is None else str(value)
     # JSON fields have callable defaults, so the admin renders (and the browser posts
     # back) their initial value in a hidden input; Django compares against that.
-    for name in ("input_schema", "output_mapping", "canary"):
+    for name in ("input_schema", "output_mapping"):
         data[f"initial-{name}"] = json.dumps(saved.get(name, {}))
     return data
 
