@@ -148,6 +148,10 @@ def detail_message(detail: Any) -> str:
     return str(detail) if detail else ""
 
 
+# The registry's ``runner_hint_field`` value that hints with the model's own id.
+MODEL_HINT = "@model"
+
+
 class FalProvider(Provider):
     name = "fal"
 
@@ -189,7 +193,12 @@ class FalProvider(Provider):
         return self.price(model, self.estimate_images(arguments))
 
     def _hint(self, job: Job) -> str | None:
+        """``X-Fal-Runner-Hint``, from where the registry row says: ``@model`` hints the
+        endpoint itself (replicas that already hold the model), any other name an input
+        field (``loras``: the LoRA paths, a template's LoRA included); empty, no hint."""
         field = job.called_model.runner_hint_field
+        if field == MODEL_HINT:
+            return job.called_model.endpoint_id
         value = job.provider_arguments.get(field) if field else None
         if not value:
             return None
