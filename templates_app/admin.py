@@ -9,6 +9,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
+from generation.registry.ratings import ratings_by_template
 from templates_app.brands import brand_logo_store
 from templates_app.models import (
     AdTemplate,
@@ -63,7 +64,7 @@ class VersionInline(admin.TabularInline):
 class AdTemplateAdmin(admin.ModelAdmin):
     form = AdTemplateForm
     list_display = ("name", "slug", "kind", "latest_version", "background_model",
-                    "enabled", "updated_at")
+                    "enabled", "rating", "updated_at")
     list_filter = ("kind", "enabled")
     search_fields = ("name", "slug", "description")
     inlines = [VersionInline]
@@ -75,6 +76,12 @@ class AdTemplateAdmin(admin.ModelAdmin):
                                             "cutout_model", "scene_model")}),
         ("Form and formats", {"fields": ("variables", "formats", "style", "output_format")}),
     )
+
+    @admin.display(description="Rating by version")
+    def rating(self, template: AdTemplate) -> str:
+        rows = ratings_by_template(template_slug=template.slug)
+        return "; ".join(f"v{row['version']}: {row['mean']} ({row['ratings']})"
+                         for row in rows) or "—"
 
     @admin.display(description="Version")
     def latest_version(self, template: AdTemplate) -> str:

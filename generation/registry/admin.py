@@ -35,6 +35,7 @@ from generation.registry.openapi_import import (
     import_input_schema,
     parse_document,
 )
+from generation.registry.ratings import ratings_by_model_version, ratings_summary_line
 from generation.registry.services import (
     aimodel_duplicate_version,
     aimodel_import_openapi,
@@ -163,7 +164,7 @@ class OpenAPIImportForm(forms.Form):
 class AIModelAdmin(admin.ModelAdmin):
     form = AIModelForm
     list_display = ("slug", "display_name", "provider", "kind", "endpoint_id", "version_label",
-                    "enabled", "price_per_image", "price_per_megapixel")
+                    "enabled", "price_per_image", "price_per_megapixel", "rating")
     list_filter = ("provider", "kind", "enabled")
     search_fields = ("slug", "display_name", "endpoint_id", "description")
     readonly_fields = ("form_preview", "created_at", "updated_at")
@@ -175,6 +176,12 @@ class AIModelAdmin(admin.ModelAdmin):
         fields = [f for f in super().get_fields(request, obj) if f != "form_preview"]
         at = fields.index("input_schema") + 1 if "input_schema" in fields else len(fields)
         return [*fields[:at], "form_preview", *fields[at:]]
+
+    @admin.display(description="Rating (this version)")
+    def rating(self, obj: AIModel) -> str:
+        rows = [row for row in ratings_by_model_version(model_slug=obj.slug)
+                if row["model_version"] == obj.version_label]
+        return ratings_summary_line(rows)
 
     @admin.display(description="Form preview")
     def form_preview(self, obj: AIModel) -> str:
