@@ -251,6 +251,9 @@ def django_setup() -> None:
         settings.DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": 1, "max_size": 8}
     if "persistent-db" in patches:  # CONN_MAX_AGE=None: database_sync_to_async keeps it
+        # Django refuses persistent connections beside a pool, and Brenia pools on
+        # PostgreSQL already: the what-if is the pool's absence, so it goes.
+        settings.DATABASES["default"].get("OPTIONS", {}).pop("pool", None)
         settings.DATABASES["default"]["CONN_MAX_AGE"] = None
     if "pubsub-layer" in patches:  # one PUBLISH per group_send, fanned out in-process
         layer = settings.CHANNEL_LAYERS["default"]

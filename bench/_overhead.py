@@ -225,8 +225,12 @@ def child_overhead(k: int, poll: float, rounds: int) -> None:
                 "all_completed": all(s == JobStatus.COMPLETED for s, _, _ in rows),
                 "cpu_direct": cpu["direct"], "cpu_brenia": cpu["brenia"],
                 "direct_wall": walls["direct"] / rounds, "brenia_wall": walls["brenia"] / rounds,
-                "direct_phases": {name: statistics.median(m[name] for m in direct_marks)
-                                  for name in direct_marks[0]},
+                # A job can go from queued to completed between two polls and never
+                # be seen running: each phase's median is over the jobs that showed it.
+                "direct_phases": {name: statistics.median(m[name] for m in direct_marks
+                                                          if name in m)
+                                  for name in dict.fromkeys(k for m in direct_marks
+                                                            for k in m)},
                 "brenia_phases": await brenia_phases()}
 
     print(json.dumps(asyncio.run(main())))
