@@ -19,6 +19,7 @@ from ninja.parser import Parser
 
 from brenia.accounts.api import router as keys_router
 from brenia.accounts.auth import api_auth
+from brenia.billing.api import router as usage_router
 from brenia.errors import DomainError, FieldProblem, InvalidInput
 from brenia.inputs import MAX_JSON_DEPTH, json_problems
 from generation.api.openapi import extend_openapi
@@ -227,6 +228,7 @@ api.add_router("/", keys_router)
 api.add_router("/", generation_router)
 api.add_router("/", webhooks_router)
 api.add_router("/", templates_router)
+api.add_router("/", usage_router)
 api.openapi_extensions.append(extend_openapi)
 api.openapi_extensions.append(document_scope_refusals)
 api.openapi_extensions.append(extend_templates_openapi)

@@ -15,6 +15,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("brenia.accounts.urls")),
+    path("", include("brenia.billing.urls")),
     path("", include("templates_app.web.urls")),
     path("", include("generation.web.urls")),
 ]
