@@ -45,6 +45,14 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class Forbidden(DomainError):
+    """The caller may see the thing but not do this to it (a team member who is not its
+    owner). Only where existence is no secret: for other people's rows, NotFound."""
+
+    status_code = 403
+    code = "forbidden"
+
+
 class InvalidInput(DomainError):
     status_code = 422
     code = "validation_error"

@@ -28,6 +28,23 @@ class ErrorOut(Schema):
     limit: LimitOut | None = Field(None, description="Only on a plan's refusal (403)")
 
 
+# A team by slug (or id, all digits), as a Team's slug may be spelled; "" files the work
+# as the submitter's own. Whether it is one of theirs is the service's to say (422).
+TEAM_PATTERN = r"^[-a-zA-Z0-9_]*$"
+
+
+def team_in(thing: str) -> Any:
+    """The optional ``team`` field of a request that files ``thing`` under a team."""
+    return Field(None, max_length=60, pattern=TEAM_PATTERN, description=(
+        f"A team of yours (slug or id) to share the {thing} with; \"\": yours alone. "
+        "Absent: your only team, if you belong to exactly one"))
+
+
+def team_out(thing: str) -> Any:
+    return Field(..., description=f"The team the {thing} is shared with (its slug), "
+                                  "or null: its owner's alone")
+
+
 def auth_user(request: HttpRequest) -> Any:
     """The user ninja's authentication attached to the request."""
     return request.auth  # type: ignore[attr-defined]

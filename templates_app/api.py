@@ -12,8 +12,9 @@ from ninja import Field, Header, Query, Router, Schema, Status
 from pydantic import StringConstraints
 
 from brenia.accounts.auth import admin_auth
+from brenia.accounts.services import team_for_submission
 from brenia.errors import FieldProblem, InvalidInput, NotFound
-from brenia.schemas import ErrorOut, auth_user, request_client
+from brenia.schemas import ErrorOut, auth_user, request_client, team_in, team_out
 from generation.jobs.presenters import RatingState
 from generation.registry.documents import NUL_FREE
 from generation.registry.selectors import model_get
@@ -72,6 +73,7 @@ class RunIn(Schema):
     formats: list[str] | None = Field(None, max_length=40,
                                       description="Format slugs; all the template's if absent")
     output_format: str | None = Field(None, pattern="^(png|jpeg|webp)$")
+    team: str | None = team_in("run")
 
 
 class StepQuote(Schema):
@@ -138,6 +140,7 @@ class RunOut(Schema):
     error: dict[str, str] | None
     job: str = Field(..., description="The run's stream: /ws/jobs/?job=<job>")
     last_event_seq: int
+    team: str | None = team_out("run")
     created_at: str
     finished_at: str | None
     links: dict[str, str]
@@ -172,6 +175,7 @@ class BrandKitIn(Schema):
     banned_words: list[BannedWord] = Field(default_factory=list, max_length=200)
     logo: str | None = Field(None, max_length=8_000_000, pattern=LOGO_PATTERN,
                              description="A base64 data URI of a PNG, JPEG, WebP or GIF")
+    team: str | None = team_in("kit")
 
 
 class BrandKitOut(Schema):
@@ -183,6 +187,7 @@ class BrandKitOut(Schema):
     tone: str
     banned_words: list[str]
     logo_url: str | None
+    team: str | None = team_out("kit")
 
 
 RUN_RESPONSES: dict[int, Any] = {
@@ -228,6 +233,7 @@ def get_template(request: HttpRequest, slug: str) -> Any:
 
 def _start(user: Any, slug: str, payload: RunIn, dry_run: bool, key: str,
            client: str) -> Any:
+    team = team_for_submission(user=user, team=payload.team)
     arguments = {"user": user, "slug": slug, "variables": payload.variables,
                  "brand_kit": payload.brand_kit, "formats": payload.formats,
                  "output_format": payload.output_format or ""}
@@ -242,7 +248,7 @@ def _start(user: Any, slug: str, payload: RunIn, dry_run: bool, key: str,
                        "estimated_cost": str(plan.step_costs.get(step.key, "0"))}
                       for step in plan.steps]})
     run, _created = services.template_run_start(**arguments, idempotency_key=key,
-                                                 client=client)
+                                                 client=client, team=team)
     return Status(202, run_state(run))
 
 
@@ -304,10 +310,12 @@ def list_brand_kits(request: HttpRequest) -> Any:
              response={201: BrandKitOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut,
                        413: ErrorOut, 422: ErrorOut, 500: ErrorOut})
 def create_brand_kit(request: HttpRequest, payload: BrandKitIn) -> Any:
+    user = auth_user(request)
     kit = brands.brand_kit_save(
-        owner=auth_user(request), name=payload.name, palette=payload.palette,
+        owner=user, name=payload.name, palette=payload.palette,
         heading_font=payload.heading_font, body_font=payload.body_font, tone=payload.tone,
-        banned_words=payload.banned_words, logo=_logo_bytes(payload.logo))
+        banned_words=payload.banned_words, logo=_logo_bytes(payload.logo),
+        team=team_for_submission(user=user, team=payload.team))
     return Status(201, brand_kit_state(kit))
 
 

@@ -17,6 +17,7 @@ from brenia.inputs import clean_text
 from generation.registry.validation import nul_problems
 from templates_app.compose import FONTS, Brand, normalise_logo
 from templates_app.models import BrandKit
+from templates_app.selectors import brand_kit_editable_ids
 
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
@@ -57,10 +58,14 @@ def brand_logo_store(*, data: bytes) -> str:
 def brand_kit_save(*, owner: Any, kit: BrandKit | None = None, name: str,
                    palette: list[str], heading_font: str = "inter", body_font: str = "inter",
                    tone: str = "", banned_words: list[str] | None = None,
-                   logo: bytes | None = None, remove_logo: bool = False) -> BrandKit:
+                   logo: bytes | None = None, remove_logo: bool = False,
+                   team: Any = None) -> BrandKit:
     """Create (no ``kit``) or update a brand kit; a new ``logo`` replaces the old one and
     ``remove_logo`` drops it. A dropped or replaced logo's file stays in storage: names are
-    content hashes that other kits and runs' snapshots (``TemplateRun.brand``) may share."""
+    content hashes that other kits and runs' snapshots (``TemplateRun.brand``) may share.
+
+    ``team`` (a Team the caller has checked ``owner`` belongs to) shares a new kit with
+    its members; it is read only on creation, so an edit never moves a kit."""
     banned = banned_words or []
     nul = nul_problems(name, "name") + nul_problems(tone, "tone") + \
         nul_problems(banned, "banned_words")
@@ -79,7 +84,7 @@ def brand_kit_save(*, owner: Any, kit: BrandKit | None = None, name: str,
     if problems:
         raise InvalidInput("The brand kit has invalid fields.", errors=problems)
     logo_name = brand_logo_store(data=logo) if logo else None
-    kit = kit or BrandKit(owner=owner)
+    kit = kit or BrandKit(owner=owner, team=team)
     kit.name, kit.palette, kit.tone = name.strip(), palette, tone
     kit.heading_font, kit.body_font, kit.banned_words = heading_font, body_font, banned
     if logo_name:
@@ -91,10 +96,11 @@ def brand_kit_save(*, owner: Any, kit: BrandKit | None = None, name: str,
 
 
 def brand_kit_delete(*, owner: Any, kit: BrandKit) -> None:
-    """Delete one of ``owner``'s kits. Runs made with it keep what they used: their
-    ``brand_kit`` goes NULL (``on_delete=SET_NULL``) while ``TemplateRun.brand`` holds the
-    snapshot, logo by storage name, so the logo file is deliberately left in storage."""
-    if kit.owner_id != owner.pk:
+    """Delete a kit ``owner`` may edit (theirs, or one of a team they own). Runs made with
+    it keep what they used: their ``brand_kit`` goes NULL (``on_delete=SET_NULL``) while
+    ``TemplateRun.brand`` holds the snapshot, logo by storage name, so the logo file is
+    deliberately left in storage."""
+    if not brand_kit_editable_ids(user=owner).filter(pk=kit.pk).exists():
         raise NotFound("There is no such brand kit.", code="brand_kit_not_found")
     kit.delete()
 

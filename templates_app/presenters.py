@@ -50,7 +50,8 @@ def brand_kit_state(kit: BrandKit) -> dict[str, Any]:
     return {"id": kit.pk, "name": kit.name, "palette": kit.palette,
             "heading_font": kit.heading_font, "body_font": kit.body_font, "tone": kit.tone,
             "banned_words": kit.banned_words,
-            "logo_url": default_storage.url(kit.logo.name) if kit.logo else None}
+            "logo_url": default_storage.url(kit.logo.name) if kit.logo else None,
+            "team": kit.team.slug if kit.team_id and kit.team else None}
 
 
 def run_state(run: TemplateRun) -> dict[str, Any]:
@@ -92,6 +93,7 @@ def run_state(run: TemplateRun) -> dict[str, Any]:
                   if run.error_code else None),
         "job": str(run.job_id),
         "last_event_seq": run.job.last_event_seq,
+        "team": run.team.slug if run.team_id and run.team else None,
         "created_at": run.created_at.isoformat(),
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
         "links": {"self": reverse("api:run_get", kwargs={"run_id": run.pk}),

@@ -6,8 +6,9 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import QuerySet, Sum
+from django.db.models import Q, QuerySet, Sum
 
+from brenia.accounts.models import Membership, TeamRole
 from brenia.accounts.selectors import visible_to
 from brenia.errors import NotFound
 from generation.models import Job, JobEvent, JobStatus
@@ -43,7 +44,22 @@ def ad_template_version_latest(*, template: AdTemplate) -> AdTemplateVersion:
 
 
 def brand_kit_list_for_user(*, user: Any) -> QuerySet[BrandKit]:
-    return BrandKit.objects.filter(visible_to(user, owner="owner"))
+    return BrandKit.objects.filter(visible_to(user, owner="owner")).select_related("team")
+
+
+def brand_kit_editable_ids(*, user: Any) -> QuerySet[BrandKit, Any]:
+    """The kits ``user`` may change or delete: their own, and those of the teams they
+    own. A team's other members may use its kits in runs, not change them."""
+    owned_teams = Membership.objects.filter(user=user, role=TeamRole.OWNER).values("team_id")
+    return BrandKit.objects.filter(Q(owner=user) | Q(team__in=owned_teams)).values("pk")
+
+
+def brand_kit_get_editable_for_user(*, user: Any, kit_id: Any) -> BrandKit:
+    """A kit ``user`` may edit or delete; any other is not found, even one they may use."""
+    kit = brand_kit_get_for_user(user=user, kit_id=kit_id)
+    if not brand_kit_editable_ids(user=user).filter(pk=kit.pk).exists():
+        raise NotFound("There is no such brand kit.", code="brand_kit_not_found")
+    return kit
 
 
 def brand_kit_get_for_user(*, user: Any, kit_id: Any) -> BrandKit:
@@ -59,7 +75,7 @@ def brand_kit_get_for_user(*, user: Any, kit_id: Any) -> BrandKit:
 
 def run_list_for_user(*, user: Any) -> QuerySet[TemplateRun]:
     return (TemplateRun.objects.filter(visible_to(user))
-            .select_related("template", "version", "job"))
+            .select_related("template", "version", "job", "team"))
 
 
 def run_get_for_user(*, user: Any, run_id: Any) -> TemplateRun:

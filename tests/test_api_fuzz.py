@@ -115,6 +115,14 @@ def _is_image_data(value: str) -> bool:
         LOGO.fullmatch(value) is not None or _URL.fullmatch(value) is not None)
 
 
+# And whether a team is one of the caller's, or a username a user's, is for the database
+# to say: a team the document calls valid is sent as "" (the caller's own), a username as
+# the fixture's spare user's, always added as a member (so the team's only owner stays
+# its owner); tests/brenia/test_teams.py covers the rest. What it calls invalid is left.
+TEAM = re.compile(r"[-a-zA-Z0-9_]{0,60}")
+USERNAME = re.compile(r"[\w.@+-]{1,150}")
+
+
 def map_case(context: Any, case: Any) -> Any:
     # Invalid cases too: a valid URL in one stays valid (and as long), whatever else
     # in the case is wrong, and no case then waits on DNS.
@@ -122,6 +130,14 @@ def map_case(context: Any, case: Any) -> Any:
     if isinstance(case.body, dict) and isinstance(case.body.get("logo"), str) \
             and LOGO.fullmatch(case.body["logo"]):
         case.body["logo"] = TINY_PNG
+    if isinstance(case.body, dict) and isinstance(case.body.get("team"), str) \
+            and TEAM.fullmatch(case.body["team"]):
+        case.body["team"] = ""
+    if isinstance(case.body, dict) and isinstance(case.body.get("username"), str) \
+            and USERNAME.fullmatch(case.body["username"]):
+        case.body["username"] = os.environ.get("BRENIA_FUZZ_MEMBER", "")
+        if case.body.get("role") in ("owner", "member"):
+            case.body["role"] = "member"
     return case
 
 
@@ -166,9 +182,11 @@ def fuzz_run(fuzz_env: None, owner: Persona, live_fal: EmulatorThread,
              monkeypatch: pytest.MonkeyPatch) -> str:
     """The seed templates, and one finished run of the owner's for the run operations;
     its output, rated, for the image operations; a brand kit for the brand kit ones; a
-    spare API key for the revoke operation."""
+    spare API key for the revoke operation; a team of the owner's for the member ones."""
     from asgiref.sync import async_to_sync
+    from django.contrib.auth import get_user_model
 
+    from brenia.accounts.models import Membership, Team, TeamRole
     from brenia.accounts.services import api_key_create
     from generation.jobs.services import image_rate
     from templates_app.brands import brand_kit_save
@@ -189,6 +207,13 @@ def fuzz_run(fuzz_env: None, owner: Persona, live_fal: EmulatorThread,
     # A key of the owner's for DELETE /api/keys/{key_id} to revoke: never the run's own.
     spare, _ = api_key_create(user=owner.user, name="Fuzz spare key")
     monkeypatch.setenv("BRENIA_FUZZ_API_KEY_ID", str(spare.pk))
+    # A team the owner alone owns, for the member operations.
+    team = Team.objects.create(name="Fuzz team", slug="fuzz-team")
+    Membership.objects.create(team=team, user=owner.user, role=TeamRole.OWNER)
+    monkeypatch.setenv("BRENIA_FUZZ_TEAM", team.slug)
+    monkeypatch.setenv("BRENIA_FUZZ_OWNER", owner.user.username)
+    spare_user = get_user_model().objects.create_user(username="fuzz-member")
+    monkeypatch.setenv("BRENIA_FUZZ_MEMBER", spare_user.username)
     return str(run.pk)
 
 

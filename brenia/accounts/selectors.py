@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from brenia.accounts.models import ApiKey, Membership, Team, TeamRole, User
@@ -47,6 +47,20 @@ def team_default_for_user(*, user: Any) -> Team | None:
     """Where a submission without ``team`` is filed: the user's only team, if exactly one."""
     teams = list(team_list_for_user(user=user)[:2])
     return teams[0] if len(teams) == 1 else None
+
+
+def membership_list_for_user(*, user: Any) -> QuerySet[Membership]:
+    """The user's place in each of their teams (their role), with each team's members
+    (by username) prefetched: a page or list of teams in three queries."""
+    members = Membership.objects.select_related("user").order_by("user__username")
+    return (Membership.objects.filter(user=user).select_related("team")
+            .prefetch_related(Prefetch("team__memberships", queryset=members))
+            .order_by("team__name", "team_id"))
+
+
+def team_role_of(*, user: Any, team: Team) -> str | None:
+    return (Membership.objects.filter(user=user, team=team)
+            .values_list("role", flat=True).first())
 
 
 def api_key_list_for_user(*, user: Any) -> QuerySet[ApiKey]:

@@ -6,12 +6,22 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from brenia.accounts.models import DEFAULT_SCOPES, SCOPES, ApiKey, hash_api_key
+from brenia.accounts.models import (
+    DEFAULT_SCOPES,
+    SCOPES,
+    ApiKey,
+    Membership,
+    Team,
+    TeamRole,
+    hash_api_key,
+)
 from brenia.accounts.realtime import account_group, api_key_group, sockets_close_on_commit
-from brenia.errors import FieldProblem, InvalidInput
+from brenia.accounts.selectors import team_default_for_user, team_get_for_user
+from brenia.errors import Conflict, FieldProblem, Forbidden, InvalidInput, NotFound
 
 NAME_MAX = 100
 # A key lives at most ten years: long enough for any integration, and every expiry
@@ -108,3 +118,86 @@ def account_sockets_close(*, user_id: Any) -> None:
     """Close every socket of the user, after the caller's transaction commits: their
     account was deactivated (or deleted), so nothing they opened may go on listening."""
     sockets_close_on_commit([account_group(user_id)])
+
+
+# --- teams --------------------------------------------------------------------------------
+
+def team_for_submission(*, user: Any, team: str | None) -> Team | None:
+    """Where new work is filed, from a request's ``team``.
+
+    None (not sent): the user's only team if they have exactly one, else nobody's, so a
+    member of one team shares by default and nobody has to choose between teams
+    blindly. "" (sent empty): personal. Anything else must name (by slug or id) a team
+    the user belongs to; otherwise a 422 naming ``team``, whether or not such a team
+    exists, so a request cannot probe other people's team names.
+    """
+    if team is None:
+        return team_default_for_user(user=user)
+    if team == "":
+        return None
+    try:
+        return team_get_for_user(user=user, team_id=team)
+    except NotFound:
+        raise InvalidInput("The request has invalid fields.", errors=[
+            FieldProblem("team", "is not a team you belong to")]) from None
+
+
+def team_get_owned(*, user: Any, team_id: Any) -> Team:
+    """One of the user's teams that they own: another's team is not found (404), one
+    they only belong to is ``not_team_owner`` (403: they can see it, so no secret)."""
+    team = team_get_for_user(user=user, team_id=team_id)
+    if not Membership.objects.filter(team=team, user=user, role=TeamRole.OWNER).exists():
+        raise Forbidden("Only the team's owners may manage its members.",
+                        code="not_team_owner")
+    return team
+
+
+def _owners_left(team: Team, *, without: Any) -> bool:
+    return Membership.objects.filter(team=team, role=TeamRole.OWNER).exclude(
+        user=without).exists()
+
+
+def team_member_add(*, user: Any, team_id: Any, username: str,
+                    role: str = TeamRole.MEMBER) -> tuple[Membership, bool]:
+    """Add ``username`` to one of ``user``'s owned teams, or change their role if they are
+    in it already. Returns ``(membership, created)``.
+
+    The team's row is locked while its owners are counted, so two owners demoting each
+    other at once cannot leave a team nobody manages (409 ``last_owner``).
+    """
+    team = team_get_owned(user=user, team_id=team_id)
+    if role not in TeamRole.values:
+        raise InvalidInput("The member has invalid fields.", errors=[
+            FieldProblem("role", "must be owner or member")])
+    person = get_user_model().objects.filter(username=username, is_active=True).first()
+    if person is None:
+        raise InvalidInput("The member has invalid fields.", errors=[
+            FieldProblem("username", "is not a Brenia user")])
+    with transaction.atomic():
+        Team.objects.select_for_update().filter(pk=team.pk).first()
+        membership, created = Membership.objects.get_or_create(
+            team=team, user=person, defaults={"role": role})
+        if not created and membership.role != role:
+            if role != TeamRole.OWNER and not _owners_left(team, without=person):
+                raise Conflict("A team always keeps at least one owner: make another "
+                               "member an owner first.", code="last_owner")
+            membership.role = role
+            membership.save(update_fields=["role"])
+    return membership, created
+
+
+def team_member_remove(*, user: Any, team_id: Any, username: str) -> None:
+    """Take ``username`` out of one of ``user``'s owned teams. Work they filed under it
+    stays the team's. The last owner cannot leave (409 ``last_owner``)."""
+    team = team_get_owned(user=user, team_id=team_id)
+    with transaction.atomic():
+        Team.objects.select_for_update().filter(pk=team.pk).first()
+        membership = Membership.objects.filter(team=team, user__username=username).first()
+        if membership is None:
+            raise NotFound("That user is not a member of this team.",
+                           code="member_not_found")
+        if membership.role == TeamRole.OWNER and not _owners_left(team,
+                                                                  without=membership.user_id):
+            raise Conflict("A team always keeps at least one owner: make another member "
+                           "an owner first.", code="last_owner")
+        membership.delete()

@@ -1,4 +1,4 @@
-"""The API keys page: list your keys, create one (shown once), revoke one.
+"""The account pages: API keys (list, create one shown once, revoke) and teams.
 
 It goes through the same services and selectors as ``/api/keys``, so a key made here is
 exactly a key the API would make. The new key is rendered into the answer to the POST
@@ -18,8 +18,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from brenia.accounts import selectors, services
-from brenia.accounts.models import DEFAULT_SCOPES, ApiKey
-from brenia.errors import InvalidInput, NotFound
+from brenia.accounts.models import DEFAULT_SCOPES, ApiKey, TeamRole
+from brenia.errors import DomainError, FieldProblem, InvalidInput, NotFound
 
 SCOPE_CHOICES = [
     ("read", "Read: list and fetch jobs, runs, images, templates and brand kits"),
@@ -87,3 +87,75 @@ def api_key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
     services.api_key_revoke(key=key)
     messages.success(request, f"API key “{key.name}” ({key.prefix}…) revoked.")
     return redirect("api_keys")
+
+
+# --- teams --------------------------------------------------------------------------------
+
+class TeamMemberForm(forms.Form):
+    username = forms.CharField(max_length=150, label="Username")
+    role = forms.ChoiceField(choices=TeamRole.choices, initial=TeamRole.MEMBER, label="Role")
+
+    def __init__(self, data: Any = None, *, team_id: int) -> None:
+        super().__init__(data, prefix=f"team-{team_id}", label_suffix="")
+
+
+@login_required
+@require_http_methods(["GET", "HEAD"])
+def teams(request: HttpRequest) -> HttpResponse:
+    """Your teams, their members and roles; owners get the forms to change who is in."""
+    memberships = list(selectors.membership_list_for_user(user=request.user))
+    return render(request, "accounts/teams.html", {"teams": [
+        {"team": m.team, "role": m.role, "is_owner": m.role == TeamRole.OWNER,
+         "members": list(m.team.memberships.all()),
+         "form": TeamMemberForm(team_id=m.team_id)} for m in memberships]})
+
+
+def _team_action(request: HttpRequest, action: Any) -> HttpResponse:
+    """Run a member change, telling the outcome (or the refusal) in a message: a team
+    the user is not in is a 404, as everywhere."""
+    try:
+        done = action()
+    except NotFound as exc:
+        if exc.code == "team_not_found":
+            raise Http404("There is no such team.") from None
+        messages.error(request, exc.message)
+    except InvalidInput as exc:
+        messages.error(request, " ".join(f"{p.field.capitalize()} {p.problem}."
+                                         for p in exc.errors) or exc.message)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, done)
+    return redirect("teams")
+
+
+@login_required
+@require_POST
+def team_member_add(request: HttpRequest, team_id: int) -> HttpResponse:
+    form = TeamMemberForm(request.POST, team_id=team_id)
+
+    def add() -> str:
+        if not form.is_valid():
+            raise InvalidInput("The member has invalid fields.", errors=[
+                FieldProblem(name, " ".join(str(e) for e in errors).lower().rstrip("."))
+                for name, errors in form.errors.items()])
+        membership, created = services.team_member_add(
+            user=request.user, team_id=team_id, username=form.cleaned_data["username"],
+            role=form.cleaned_data["role"])
+        name, role = membership.user.username, membership.get_role_display().lower()
+        return (f"{name} added to {membership.team.name} as {role}." if created
+                else f"{name} is now {role} of {membership.team.name}.")
+
+    return _team_action(request, add)
+
+
+@login_required
+@require_POST
+def team_member_remove(request: HttpRequest, team_id: int) -> HttpResponse:
+    username = request.POST.get("username", "")
+
+    def remove() -> str:
+        services.team_member_remove(user=request.user, team_id=team_id, username=username)
+        return f"{username} removed from the team."
+
+    return _team_action(request, remove)

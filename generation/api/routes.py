@@ -15,8 +15,9 @@ from ninja import Field, Header, Query, Router, Schema, Status
 from pydantic import AfterValidator, BeforeValidator, StringConstraints, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from brenia.accounts.services import team_for_submission
 from brenia.errors import NotFound
-from brenia.schemas import ErrorOut, auth_user, request_client
+from brenia.schemas import ErrorOut, auth_user, request_client, team_in, team_out
 from generation.jobs import selectors, services
 from generation.jobs.events import await_job_end
 from generation.jobs.presenters import RatingState, job_links, job_state
@@ -96,6 +97,7 @@ class GenerateIn(Schema):
     webhook_url: WebhookUrl | None = Field(
         None, description="POSTed the finished job, signed with your webhook secret; "
                           "the host must be public")
+    team: str | None = team_in("job")
 
 
 class ImageOut(Schema):
@@ -131,6 +133,7 @@ class JobOut(Schema):
     created_at: str
     finished_at: str | None
     last_event_seq: int
+    team: str | None = team_out("job")
     links: dict[str, str]
 
 
@@ -214,7 +217,8 @@ async def generate_images(
     return await _generate(request, model=payload.model, inputs=payload.inputs,
                            options=payload.options, metadata=payload.metadata,
                            webhook_url=payload.webhook_url, wait=wait,
-                           dry_run=dry_run, idempotency_key=idempotency_key, output="image")
+                           dry_run=dry_run, idempotency_key=idempotency_key, output="image",
+                           team=payload.team)
 
 
 class TextGenerateIn(Schema):
@@ -227,6 +231,7 @@ class TextGenerateIn(Schema):
     webhook_url: WebhookUrl | None = Field(
         None, description="POSTed the finished job, signed with your webhook secret; "
                           "the host must be public")
+    team: str | None = team_in("job")
 
 
 @router.post(
@@ -244,14 +249,17 @@ async def generate_text(
     return await _generate(request, model=payload.model, inputs=payload.inputs, options=None,
                            metadata=payload.metadata, webhook_url=payload.webhook_url,
                            wait=wait, dry_run=dry_run,
-                           idempotency_key=idempotency_key, output="text")
+                           idempotency_key=idempotency_key, output="text", team=payload.team)
 
 
 async def _generate(request: HttpRequest, *, model: str, inputs: dict[str, Any],
                     options: dict[str, Any] | None, metadata: dict[str, Any] | None,
                     webhook_url: str | None, wait: int,
-                    dry_run: bool, idempotency_key: str, output: str) -> Any:
+                    dry_run: bool, idempotency_key: str, output: str,
+                    team: str | None = None) -> Any:
     user = auth_user(request)
+    # Resolved on a dry run too: a quote never says valid for a team the run would refuse.
+    chosen = await sync_to_async(team_for_submission)(user=user, team=team)
     if dry_run:
         prepared = await sync_to_async(services.generation_check)(
             model_slug=model, inputs=inputs, options=options, metadata=metadata,
@@ -263,7 +271,7 @@ async def _generate(request: HttpRequest, *, model: str, inputs: dict[str, Any],
     job, _created = await sync_to_async(services.job_create)(
         user=user, model_slug=model, inputs=inputs, options=options, metadata=metadata,
         webhook_url=webhook_url or "", idempotency_key=idempotency_key, output=output,
-        client=request_client(request))
+        client=request_client(request), team=chosen)
     deadline = min(wait, settings.BRENIA_MAX_WAIT)
     if deadline:
         state = await _wait_for_terminal(user, job.pk, deadline)

@@ -72,6 +72,7 @@ def job_state(job: Job, images: list[Image] | None = None) -> dict[str, Any]:
         "created_at": job.created_at.isoformat(),
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
         "last_event_seq": job.last_event_seq,
+        "team": job.team.slug if job.team_id and job.team else None,
         "links": job_links(job),
     }
 

@@ -35,7 +35,7 @@ def image_rating_prefetch(*, user: Any, through: str = "") -> Prefetch:
 
 
 def job_list_for_user(*, user: Any) -> QuerySet[Job]:
-    return (Job.objects.filter(visible_to(user)).select_related("model")
+    return (Job.objects.filter(visible_to(user)).select_related("model", "team")
             .prefetch_related("images", image_rating_prefetch(user=user, through="images__")))
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 
+from brenia.accounts.forms import add_team_field, team_chosen
 from brenia.errors import DomainError, NotFound
 from generation.jobs import selectors, services
 from generation.jobs.presenters import job_state
@@ -54,11 +56,13 @@ def playground_model(request: HttpRequest, slug: str) -> HttpResponse:
     form = SchemaForm(model.input_schema, data, request.FILES or None)
     if not request.user.has_perm(services.DISABLE_SAFETY_CHECKER):
         _lock_safety_checker(form)
+    sharing = TeamForm(data, user=request.user, prefix="job")
     problems: list[Any] = []
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and all([form.is_valid(), sharing.is_valid()]):
         try:
             job, _ = services.job_create(user=request.user, model_slug=model.slug,
-                                         inputs=form.inputs())
+                                         inputs=form.inputs(),
+                                         team=team_chosen(sharing, request.user))
         except DomainError as exc:
             problems = form.add_problems(exc.errors, prefix="inputs")
             if not exc.errors:
@@ -66,8 +70,16 @@ def playground_model(request: HttpRequest, slug: str) -> HttpResponse:
         else:
             return redirect("job_page", job_id=job.id)
     return render(request, "generation/playground_model.html", {
-        "model": model, "form": form, "problems": problems,
+        "model": model, "form": form, "sharing": sharing, "problems": problems,
     }, status=422 if request.method == "POST" else 200)
+
+
+class TeamForm(forms.Form):
+    """Whom the job is shared with: a "Team" choice, for people in a team, else nothing."""
+
+    def __init__(self, data: Any = None, *, user: Any, prefix: str) -> None:
+        super().__init__(data, prefix=prefix, label_suffix="")
+        add_team_field(self, user)
 
 
 def _lock_safety_checker(form: SchemaForm) -> None:

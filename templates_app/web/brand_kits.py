@@ -20,6 +20,7 @@ from django.shortcuts import redirect, render
 from django.utils.datastructures import MultiValueDict
 from django.views.decorators.http import require_http_methods, require_POST
 
+from brenia.accounts.forms import add_team_field, team_chosen
 from brenia.errors import FieldProblem, InvalidInput, NotFound
 from templates_app import brands, selectors
 from templates_app.compose import FONTS, Brand
@@ -96,9 +97,11 @@ class BrandKitForm(forms.Form):
                   "by commas.")
 
     def __init__(self, data: Any = None, files: MultiValueDict[str, UploadedFile] | None = None,
-                 *, kit: BrandKit | None = None) -> None:
+                 *, kit: BrandKit | None = None, user: Any = None) -> None:
         super().__init__(data, files, initial=self._initial(kit), label_suffix="")
         self.kit = kit
+        if kit is None and user is not None:  # a kit's team is chosen when it is made
+            add_team_field(self, user)
         palette = list(kit.palette) if kit else []
         self.slot_count = min(PALETTE_MAX, max(PALETTE_SLOTS, len(palette)))
         for index in range(self.slot_count):
@@ -231,14 +234,15 @@ class DeleteKitForm(forms.Form):
 
 
 def _kit_or_404(user: Any, kit_id: int) -> BrandKit:
+    """A kit the user may change: a team kit they may only use is not found here."""
     try:
-        return selectors.brand_kit_get_for_user(user=user, kit_id=kit_id)
+        return selectors.brand_kit_get_editable_for_user(user=user, kit_id=kit_id)
     except NotFound:
         raise Http404("There is no such brand kit.") from None
 
 
-def _tile(kit: BrandKit) -> dict[str, Any]:
-    return {"kit": kit, "logo_url": logo_url(kit),
+def _tile(kit: BrandKit, editable: bool = True) -> dict[str, Any]:
+    return {"kit": kit, "logo_url": logo_url(kit), "editable": editable,
             # Checked again although the service only stores hex: it goes into a style.
             "swatches": [(slot_label(i), colour) for i, colour in enumerate(kit.palette)
                          if isinstance(colour, str) and HEX_COLOUR.match(colour)],
@@ -250,8 +254,10 @@ def _tile(kit: BrandKit) -> dict[str, Any]:
 @require_http_methods(["GET", "HEAD"])
 def kit_list(request: HttpRequest) -> HttpResponse:
     kits = selectors.brand_kit_list_for_user(user=request.user)
+    editable = set(selectors.brand_kit_editable_ids(user=request.user)
+                   .values_list("pk", flat=True))
     return render(request, "templates_app/brand_kits/list.html",
-                  {"tiles": [_tile(kit) for kit in kits]})
+                  {"tiles": [_tile(kit, kit.pk in editable) for kit in kits]})
 
 
 @login_required
@@ -282,13 +288,14 @@ def kit_delete(request: HttpRequest, kit_id: int) -> HttpResponse:
 
 def _form_page(request: HttpRequest, *, kit: BrandKit | None) -> HttpResponse:
     if request.method != "POST":
-        return _render_form(request, kit=kit, form=BrandKitForm(kit=kit))
-    form = BrandKitForm(request.POST, request.FILES, kit=kit)
+        return _render_form(request, kit=kit, form=BrandKitForm(kit=kit, user=request.user))
+    form = BrandKitForm(request.POST, request.FILES, kit=kit, user=request.user)
     if form.is_valid():
         try:
             # The service validates everything before it touches ``kit``, so a refused
             # save leaves the instance (and the page drawn from it) as it was.
-            saved = brands.brand_kit_save(owner=request.user, kit=kit,
+            team = team_chosen(form, request.user) if kit is None else None
+            saved = brands.brand_kit_save(owner=request.user, kit=kit, team=team,
                                           **form.service_arguments())
         except InvalidInput as exc:
             form.add_problems(exc.errors)

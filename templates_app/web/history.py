@@ -107,6 +107,7 @@ class HistoryTile:
     # A run's output shows the run's total (every format and step), labelled so.
     cost: str
     link: str  # the run's page, or the job's
+    team: str = ""  # the name of the team it is shared with, if any
 
 
 def _money(value: Decimal | None, currency: str) -> str:
@@ -125,6 +126,12 @@ def _models_of(output: RunOutput) -> str:
     return ", ".join(dict.fromkeys(slug for slug in painted if slug)) or "Brenia composition"
 
 
+def _team_name(image: Image) -> str:
+    # A run's steps are filed under the run's team, so the image's job tells either way.
+    team = image.job.team
+    return team.name if team is not None else ""
+
+
 def _tiles(images: list[Image]) -> list[HistoryTile]:
     outputs = {image.pk: getattr(image, "run_output", None) for image in images}
     costs = run_costs(job_ids={o.run.job_id for o in outputs.values() if o is not None})
@@ -140,7 +147,7 @@ def _tiles(images: list[Image]) -> list[HistoryTile]:
                 alt=f"{name}, {output.format} format" + (f": {headline}" if headline else ""),
                 model=_models_of(output), created_at=image.created_at,
                 cost="Run total " + _money(costs.get(run.job_id, Decimal(0)), run.currency),
-                link=reverse("run_page", args=[run.pk])))
+                link=reverse("run_page", args=[run.pk]), team=_team_name(image)))
         else:
             job, prompt = image.job, image.prompt
             tiles.append(HistoryTile(
@@ -148,14 +155,15 @@ def _tiles(images: list[Image]) -> list[HistoryTile]:
                 alt=f"Made with {image.model_slug}" + (f": {prompt[:200]}" if prompt else ""),
                 model=image.model_slug, created_at=image.created_at,
                 cost="Cost " + _money(job.cost, job.currency),
-                link=reverse("job_page", args=[job.pk])))
+                link=reverse("job_page", args=[job.pk]), team=_team_name(image)))
     return tiles
 
 
 @login_required
 def image_history(request: HttpRequest) -> HttpResponse:
     images = (image_list_for_user(user=request.user)
-              .select_related("run_output__run__template", "run_output__run__version")
+              .select_related("run_output__run__template", "run_output__run__version",
+                              "job__team")
               # Forms and requests may hold photos as data URIs: megabytes no tile shows.
               .defer("run_output__run__variables", "run_output__run__brand", "job__inputs",
                      "job__provider_arguments", "job__result", "job__error_traceback"))

@@ -21,6 +21,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from brenia.accounts.forms import add_team_field, team_chosen
 from brenia.errors import FieldProblem, InvalidInput, NotFound
 from generation.registry.forms import SchemaForm
 from templates_app import selectors, services
@@ -77,6 +78,7 @@ class RunOptionsForm(forms.Form):
         self.fields["idempotency_key"].initial = uuid.uuid4().hex
         if len(kits) == 1:
             self.fields["brand_kit"].initial = kits[0].pk
+        add_team_field(self, user)
 
     def add_problems(self, problems: list[FieldProblem]) -> list[FieldProblem]:
         """Attach the service's problems about run options to their fields; the rest back."""
@@ -174,7 +176,8 @@ def _start(user: Any, template: AdTemplate, variables: SchemaForm,
            options: RunOptionsForm) -> TemplateRun:
     run, _created = services.template_run_start(
         user=user, slug=template.slug, **_run_arguments(variables, options),
-        idempotency_key=options.cleaned_data.get("idempotency_key") or "")
+        idempotency_key=options.cleaned_data.get("idempotency_key") or "",
+        team=team_chosen(options, user))
     return run
 
 

@@ -164,10 +164,11 @@ def test_openapi_document_validates_and_carries_each_models_schema(owner: Person
     assert nul_free == {"$ref": "#/components/schemas/JsonWithoutNul"}
     # Every field the endpoint takes besides the model's inputs is there, and no other.
     body = schemas["Generate_flux_lora"]
-    assert set(body["properties"]) == {"model", "inputs", "options", "metadata", "webhook_url"}
+    assert set(body["properties"]) == {"model", "inputs", "options", "metadata", "webhook_url",
+                                       "team"}
     assert body["additionalProperties"] is False
     assert set(schemas["Generate_gemini_copy"]["properties"]) == {
-        "model", "inputs", "metadata", "webhook_url"}
+        "model", "inputs", "metadata", "webhook_url", "team"}
 
 
 def test_openapi_document_follows_registry_edits(owner: Persona) -> None:
