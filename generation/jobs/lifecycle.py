@@ -32,6 +32,8 @@ from generation.models import TERMINAL_STATUSES, IllegalTransition, Image, Job, 
 
 logger = logging.getLogger(__name__)
 
+SIX_PLACES = Decimal("0.000001")
+
 # Terminal status → the event type that reports it.
 EVENT_TYPES: dict[str, str] = {
     JobStatus.COMPLETED: "completed",
@@ -107,11 +109,12 @@ def job_finish(*, job: Job, status: str, error_code: str = "", error_message: st
         rows: list[Image] = []
         if images:
             prompt = str(job.inputs.get("prompt", ""))[:5000]
+            share = None if cost is None else (Decimal(cost) / len(images)).quantize(SIX_PLACES)
             rows = Image.objects.bulk_create([
                 Image(job=job, index=index, file=image.name, sha256=image.sha256,
                       width=image.width, height=image.height, format=image.format,
                       bytes=image.bytes, seed=image.seed, model_slug=job.model_slug,
-                      model_version=job.model_version, prompt=prompt)
+                      model_version=job.model_version, prompt=prompt, cost=share)
                 for index, image in enumerate(images)])
         event_type = EVENT_TYPES[status]
         if status == JobStatus.COMPLETED:

@@ -250,6 +250,9 @@ class Image(models.Model):
     format = models.CharField(max_length=10)
     bytes = models.PositiveIntegerField()
     seed = models.BigIntegerField(null=True, blank=True)
+    # This image's share of what made it: its job's cost over the job's images (a
+    # template's output: its run's cost over the run's formats, once the run ends).
+    cost = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
     model_slug = models.CharField(max_length=80)
     model_version = models.CharField(max_length=40)
     prompt = models.TextField(blank=True)

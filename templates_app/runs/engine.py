@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -38,7 +39,7 @@ from generation.jobs.services import (
     job_local_start,
     job_notify,
 )
-from generation.models import TERMINAL_STATUSES, Job, JobStatus
+from generation.models import TERMINAL_STATUSES, Image, Job, JobStatus
 from templates_app import copywriting
 from templates_app.brands import brand_for_layout
 from templates_app.models import (
@@ -341,8 +342,12 @@ def _run_end_if_done(run: TemplateRun) -> None:
             if TemplateRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
                     status=RunStatus.COMPLETED, finished_at=timezone.now()) != 1:
                 return
-            job_finish(job=run.job, status=JobStatus.COMPLETED, cost=run_cost(run),
+            cost = run_cost(run)
+            job_finish(job=run.job, status=JobStatus.COMPLETED, cost=cost,
                        output={"run": str(run.pk)})
+            # Each output carries its share of the run (composing itself is free).
+            outputs = Image.objects.filter(run_output__run=run)
+            outputs.update(cost=(cost / max(1, outputs.count())).quantize(Decimal("0.000001")))
 
 
 def _run_cancel_steps(run: TemplateRun) -> None:

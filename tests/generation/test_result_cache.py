@@ -121,3 +121,16 @@ def test_a_template_step_hit_ends_after_its_creating_transaction(
     step.refresh_from_db()
     assert step.status == JobStatus.COMPLETED and step.cached_from_id == first.pk
     assert step.images.count() == first.images.count()
+
+
+def test_every_image_carries_its_share_of_its_jobs_cost(owner: Persona,
+                                                        fal_emulator: EmulatorThread) -> None:
+    job, _ = services.job_create(user=owner.user, model_slug="flux-schnell",
+                                 inputs={"prompt": f"two {uuid.uuid4()}"},
+                                 options={"width": 512, "height": 512, "num_images": 2})
+    async_to_sync(run_background_work)()
+    job.refresh_from_db()
+    images = list(job.images.order_by("index"))
+    assert len(images) == 2 and job.cost is not None
+    assert [image.cost for image in images] == [job.cost / 2] * 2
+    assert [i["cost"] for i in job_state(job)["images"]] == [str(job.cost / 2)] * 2
