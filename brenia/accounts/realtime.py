@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 ACCESS_REVOKED = "access.revoked"
 # The close code: the same "unauthenticated" a socket without a user gets on connect.
 CLOSE_ACCESS_REVOKED = 4401
+# The user's team memberships changed: each socket checks again what it follows (a
+# consumer handles it in ``access_changed``) and drops what the user may no longer see.
+ACCESS_CHANGED = "access.changed"
 
 
 def api_key_group(key_id: Any) -> str:
@@ -43,7 +46,13 @@ def sockets_close_on_commit(groups: Iterable[str]) -> None:
     transaction.on_commit(lambda: _send(names))
 
 
-def _send(groups: list[str]) -> None:
+def sockets_recheck_on_commit(user_id: Any) -> None:
+    """After the caller's transaction commits, have every socket of the user check again
+    which jobs it may follow (they left a team, or a team was deleted)."""
+    transaction.on_commit(lambda: _send([account_group(user_id)], ACCESS_CHANGED))
+
+
+def _send(groups: list[str], kind: str = ACCESS_REVOKED) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
@@ -51,6 +60,6 @@ def _send(groups: list[str]) -> None:
         try:
             # Inside a sync_to_async thread this runs on the server's own loop, where
             # the in-memory layer's queues live.
-            async_to_sync(layer.group_send)(group, {"type": ACCESS_REVOKED})
+            async_to_sync(layer.group_send)(group, {"type": kind})
         except Exception:  # committed all the same: the key is refused on its next use
             logger.warning("could not tell group %s to close", group, exc_info=True)

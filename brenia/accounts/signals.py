@@ -1,4 +1,5 @@
-"""A deactivated or deleted user's sockets close, however it happened.
+"""A deactivated or deleted user's sockets close, and a member who leaves a team stops
+following its jobs, however it happened.
 
 A signal rather than a service call, because accounts are deactivated where no service
 runs: the admin's change form, ``manage.py shell``, a password-reset flow. Only the
@@ -12,7 +13,8 @@ from typing import Any
 
 from django.db.models.signals import post_delete, post_save
 
-from brenia.accounts.models import User
+from brenia.accounts.models import Membership, User
+from brenia.accounts.realtime import sockets_recheck_on_commit
 from brenia.accounts.services import account_sockets_close
 
 
@@ -29,6 +31,14 @@ def _on_user_deleted(sender: Any, instance: User, **kwargs: Any) -> None:
     account_sockets_close(user_id=instance.pk)
 
 
+def _on_membership_deleted(sender: Any, instance: Membership, **kwargs: Any) -> None:
+    """Out of a team (by an owner, the admin, or the team's deletion): their open sockets
+    stop following the team's jobs."""
+    sockets_recheck_on_commit(instance.user_id)
+
+
 def connect() -> None:
     post_save.connect(_on_user_saved, sender=User, dispatch_uid="accounts.user_saved")
     post_delete.connect(_on_user_deleted, sender=User, dispatch_uid="accounts.user_deleted")
+    post_delete.connect(_on_membership_deleted, sender=Membership,
+                        dispatch_uid="accounts.membership_deleted")

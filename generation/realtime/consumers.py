@@ -53,6 +53,14 @@ def _snapshot(user: Any, job_id: Any, after: int) -> tuple[dict[str, Any], list[
     return job_state(job), missed
 
 
+def _still_visible(user: Any, job_id: str) -> bool:
+    try:
+        job_get_for_user(user=user, job_id=job_id)
+    except NotFound:
+        return False
+    return True
+
+
 def _recent_jobs(user: Any) -> list[dict[str, Any]]:
     return [job_state(job) for job in job_list_for_user(user=user)[:20]]
 
@@ -63,6 +71,7 @@ class JobEventsConsumer(CountedConnection, AsyncJsonWebsocketConsumer):
         self.seen: dict[str, int] = {}
         self.groups_joined: set[str] = set()
         self.unconfirmed: set[str] = set()
+        self.followed: set[str] = set()
         self.expiry: asyncio.TimerHandle | None = None
         await self.accept()
         if self.user is None or not self.user.is_authenticated:
@@ -112,6 +121,7 @@ class JobEventsConsumer(CountedConnection, AsyncJsonWebsocketConsumer):
                 await self.close(code=CLOSE_NOT_FOUND)
             return
         self.seen[state["id"]] = max(self.seen.get(state["id"], 0), state["last_event_seq"])
+        self.followed.add(canonical)
         for event in missed:
             await self.send_json(event)
         await self.send_json({"type": "snapshot", "job_id": state["id"],
@@ -145,6 +155,24 @@ class JobEventsConsumer(CountedConnection, AsyncJsonWebsocketConsumer):
     def _expire(self) -> None:
         # Kept, so the closing task is not collected before it runs.
         self.expiring = asyncio.ensure_future(self.close(code=CLOSE_ACCESS_REVOKED))
+
+    async def access_changed(self, message: dict[str, Any]) -> None:
+        """The user left a team: stop following every job they may no longer see (a
+        socket opened for one such job closes as "not found", as on connect)."""
+        single = bool(parse_qs(self.scope.get("query_string", b"").decode()).get("job"))
+        for job_id in sorted(self.followed):
+            if await database_sync_to_async(_still_visible)(self.user, job_id):
+                continue
+            self.followed.discard(job_id)
+            group = job_group(job_id)
+            if group in self.groups_joined:
+                await self.channel_layer.group_discard(group, self.channel_name)
+                self.groups_joined.discard(group)
+            await self.send_json({"type": "error", "code": "job_not_found", "job_id": job_id,
+                                  "message": "There is no such job."})
+            if single:
+                await self.close(code=CLOSE_NOT_FOUND)
+                return
 
     async def access_revoked(self, message: dict[str, Any]) -> None:
         """The key was revoked or the account deactivated (see brenia.accounts.realtime)."""
