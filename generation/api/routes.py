@@ -12,7 +12,7 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpRequest, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from ninja import Field, Header, Query, Router, Schema, Status
-from pydantic import AfterValidator, BeforeValidator, StringConstraints, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, StrictBool, StringConstraints, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from brenia.accounts.services import team_for_submission
@@ -98,6 +98,8 @@ class GenerateIn(Schema):
         None, description="POSTed the finished job, signed with your webhook secret; "
                           "the host must be public")
     team: str | None = team_in("job")
+    cache: StrictBool = Field(True, description="Answer a seeded request made before from its "
+                                          "result, at no cost; false always runs the model")
 
 
 class ImageOut(Schema):
@@ -109,6 +111,8 @@ class ImageOut(Schema):
     bytes: int
     sha256: str
     seed: int | None
+    cost: str | None = Field(..., description="This image's share of its job's cost (a "
+                                               "template output: of its run's)")
     rating: RatingState | None = Field(..., description="Your rating of the image, if any")
 
 
@@ -128,6 +132,8 @@ class JobOut(Schema):
     currency: str
     estimated_cost: str
     cost: str | None
+    cache_hit: bool = Field(..., description="Answered from an identical seeded request's "
+                                             "result, at no cost")
     images: list[ImageOut]
     text: str = Field("", description="Output of text models (copy)")
     created_at: str
@@ -218,7 +224,7 @@ async def generate_images(
                            options=payload.options, metadata=payload.metadata,
                            webhook_url=payload.webhook_url, wait=wait,
                            dry_run=dry_run, idempotency_key=idempotency_key, output="image",
-                           team=payload.team)
+                           team=payload.team, cache=payload.cache)
 
 
 class TextGenerateIn(Schema):
@@ -232,6 +238,8 @@ class TextGenerateIn(Schema):
         None, description="POSTed the finished job, signed with your webhook secret; "
                           "the host must be public")
     team: str | None = team_in("job")
+    cache: StrictBool = Field(True, description="Answer a seeded request made before from its "
+                                          "result, at no cost; false always runs the model")
 
 
 @router.post(
@@ -249,14 +257,15 @@ async def generate_text(
     return await _generate(request, model=payload.model, inputs=payload.inputs, options=None,
                            metadata=payload.metadata, webhook_url=payload.webhook_url,
                            wait=wait, dry_run=dry_run,
-                           idempotency_key=idempotency_key, output="text", team=payload.team)
+                           idempotency_key=idempotency_key, output="text", team=payload.team,
+                           cache=payload.cache)
 
 
 async def _generate(request: HttpRequest, *, model: str, inputs: dict[str, Any],
                     options: dict[str, Any] | None, metadata: dict[str, Any] | None,
                     webhook_url: str | None, wait: int,
                     dry_run: bool, idempotency_key: str, output: str,
-                    team: str | None = None) -> Any:
+                    team: str | None = None, cache: bool = True) -> Any:
     user = auth_user(request)
     # Resolved on a dry run too: a quote never says valid for a team the run would refuse.
     chosen = await sync_to_async(team_for_submission)(user=user, team=team)
@@ -271,8 +280,10 @@ async def _generate(request: HttpRequest, *, model: str, inputs: dict[str, Any],
     job, _created = await sync_to_async(services.job_create)(
         user=user, model_slug=model, inputs=inputs, options=options, metadata=metadata,
         webhook_url=webhook_url or "", idempotency_key=idempotency_key, output=output,
-        client=request_client(request), team=chosen)
+        client=request_client(request), team=chosen, use_cache=cache)
     deadline = min(wait, settings.BRENIA_MAX_WAIT)
+    if deadline and job.status in TERMINAL_STATUSES:  # a cache hit: finished already
+        return Status(200, await sync_to_async(_job_state_sync)(user, job.pk))
     if deadline:
         state = await _wait_for_terminal(user, job.pk, deadline)
         if state["status"] in TERMINAL_STATUSES:

@@ -46,6 +46,7 @@ def image_state(image: Image, *, new: bool = False) -> dict[str, Any]:
         "bytes": image.bytes,
         "sha256": image.sha256,
         "seed": image.seed,
+        "cost": None if image.cost is None else str(image.cost),
         "rating": None if new else rating_state(_viewer_rating(image)),
     }
 
@@ -67,6 +68,7 @@ def job_state(job: Job, images: list[Image] | None = None) -> dict[str, Any]:
         "currency": job.currency,
         "estimated_cost": str(job.estimated_cost),
         "cost": None if job.cost is None else str(job.cost),
+        "cache_hit": job.cached_from_id is not None,
         "images": [image_state(image) for image in images],
         "text": job.result.get("text", ""),
         "created_at": job.created_at.isoformat(),
