@@ -165,10 +165,10 @@ def test_openapi_document_validates_and_carries_each_models_schema(owner: Person
     # Every field the endpoint takes besides the model's inputs is there, and no other.
     body = schemas["Generate_flux_lora"]
     assert set(body["properties"]) == {"model", "inputs", "options", "metadata", "webhook_url",
-                                       "team"}
+                                       "team", "cache"}
     assert body["additionalProperties"] is False
     assert set(schemas["Generate_gemini_copy"]["properties"]) == {
-        "model", "inputs", "metadata", "webhook_url", "team"}
+        "model", "inputs", "metadata", "webhook_url", "team", "cache"}
 
 
 def test_openapi_document_follows_registry_edits(owner: Persona) -> None:
