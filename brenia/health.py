@@ -129,6 +129,6 @@ async def readyz(request: HttpRequest) -> JsonResponse:
     # Details, not a check: an open breaker means one endpoint is failing (its jobs fall
     # back), not that this process cannot serve.
     with contextlib.suppress(Exception):
-        body["breakers"] = await asyncio.wait_for(
-            sync_to_async(breaker_states, thread_sensitive=False)(), timeout=2)
+        # On the shared sync thread, like the database check: it reads the registry.
+        body["breakers"] = await asyncio.wait_for(sync_to_async(breaker_states)(), timeout=2)
     return JsonResponse(body, status=200 if ready else 503)

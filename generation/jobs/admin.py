@@ -34,8 +34,9 @@ class AttemptInline(admin.TabularInline):
     model = JobAttempt
     extra = 0
     can_delete = False
-    readonly_fields = ("number", "provider", "endpoint_id", "provider_request_id", "outcome",
-                       "error_class", "error_message", "started_at", "ended_at")
+    readonly_fields = ("number", "model_slug", "provider", "endpoint_id", "provider_request_id",
+                       "outcome", "error_kind", "reason", "error_class", "error_message",
+                       "started_at", "ended_at")
     fields = readonly_fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -44,8 +45,9 @@ class AttemptInline(admin.TabularInline):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ("id", "user", "model_slug", "status", "cost", "created_at", "finished_at")
-    list_filter = ("status", "model_slug")
+    list_display = ("id", "user", "model_slug", "routed_by", "status", "cost", "created_at",
+                    "finished_at")
+    list_filter = ("status", "routed_by", "model_slug")
     search_fields = ("id", "user__username", "provider_request_id", "request_id")
     date_hierarchy = "created_at"
     inlines = [AttemptInline, ImageInline]

@@ -14,7 +14,9 @@ from typing import Any
 
 import fal_client
 import pytest
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
+from django.test import Client
 
 from generation.emulators.fal import FAL_STATE, FalEmulatorConfig, create_app
 from generation.emulators.server import EmulatorThread
@@ -62,7 +64,7 @@ def submits(fal: Any, endpoint: str) -> int:
 
 
 async def test_a_rate_limit_falls_back_and_the_job_pays_for_the_fallback(
-        owner: Persona, faulty_fal: Any) -> None:
+        owner: Persona, faulty_fal: Any, admin_client: Client) -> None:
     await database_sync_to_async(set_fallback)("flux-schnell", "flux-dev")
     faulty_fal.set_faults(SCHNELL, {"sequence": ["429"] * 4})
     job = await run(owner, f"quota {uuid.uuid4()}")
@@ -80,6 +82,9 @@ async def test_a_rate_limit_falls_back_and_the_job_pays_for_the_fallback(
     assert direct.status == JobStatus.COMPLETED
     assert job.cost == direct.cost
     assert job.cost is not None and job.cost > 0
+    # Operators read the route on the job's admin page.
+    page = await sync_to_async(admin_client.get)(f"/admin/generation/job/{job.pk}/change/")
+    assert "fell back to flux-dev (quota)" in page.content.decode()
 
 
 async def test_a_content_policy_refusal_never_falls_back(
