@@ -1,8 +1,10 @@
 """Each enabled registry model's own request schema, in the OpenAPI document.
 
 ``POST /api/images/generate`` and ``POST /api/text/generate`` accept a union of
-per-model bodies discriminated by ``model``; it is rebuilt from the registry every
-time the document is requested, so the docs stay right when an admin edits a model.
+per-model bodies (``model`` names one) and per-kind bodies (``kind`` names one that
+has a provider policy, with the inputs of the model the policy names now); it is
+rebuilt from the registry every time the document is requested, so the docs stay
+right when an admin edits a model or switches a policy.
 
 The contract: a body validates against the document exactly when the API accepts
 it, short of what needs the world to decide (whether a model is still enabled,
@@ -19,7 +21,7 @@ import copy
 import re
 from typing import Any
 
-from generation.models import AIModel, ModelKind
+from generation.models import AIModel, ModelKind, ProviderPolicy
 from generation.registry.documents import (
     COMPONENTS,
     JSON_WITHOUT_NUL,
@@ -35,14 +37,23 @@ def _component_name(slug: str) -> str:
     return "Generate_" + re.sub(r"[^A-Za-z0-9]+", "_", slug)
 
 
-def model_request_schema(model: AIModel, body: dict[str, Any], name: str) -> dict[str, Any]:
-    """The endpoint's request ``body`` schema narrowed to ``model``, for component ``name``."""
+def model_request_schema(model: AIModel, body: dict[str, Any], name: str, *,
+                         kind: str = "") -> dict[str, Any]:
+    """The endpoint's request ``body`` schema narrowed to ``model``, for component ``name``.
+
+    With ``kind``, the body names that kind instead (the policy serves it with ``model``).
+    """
     schema = copy.deepcopy(body)
-    schema["title"] = model.display_name
+    schema["title"] = f"Any {kind} model (now {model.display_name})" if kind \
+        else model.display_name
     schema["description"] = model.description
     properties = schema.setdefault("properties", {})
     nul_free = {"$ref": COMPONENTS + JSON_WITHOUT_NUL}
-    properties["model"] = {"type": "string", "const": model.slug, "enum": [model.slug]}
+    named, other = ("kind", "model") if kind else ("model", "kind")
+    properties.pop(other, None)
+    value = kind or model.slug
+    properties[named] = {"type": "string", "const": value, "enum": [value]}
+    schema["required"] = sorted({*schema.get("required", []), named} - {other})
     inputs = closed_schema(model.input_schema)
     inputs.setdefault("title", f"{model.display_name} inputs")
     base = f"{COMPONENTS}{name}/properties/inputs/allOf/0"
@@ -62,6 +73,7 @@ def model_request_schema(model: AIModel, body: dict[str, Any], name: str) -> dic
 def extend_openapi(document: dict[str, Any]) -> None:
     components = document.setdefault("components", {}).setdefault("schemas", {})
     models = list(AIModel.objects.filter(enabled=True).order_by("slug"))
+    policies = list(ProviderPolicy.objects.select_related("model").order_by("kind"))
     for path, operations in document.get("paths", {}).items():
         output = next((o for suffix, o in ENDPOINTS.items() if path.endswith(suffix)), None)
         if output is None or "post" not in operations:
@@ -71,12 +83,18 @@ def extend_openapi(document: dict[str, Any]) -> None:
         if body is None or not chosen:
             continue
         components[JSON_WITHOUT_NUL] = json_without_nul()
-        refs = {}
+        refs = []
         for model in chosen:
             name = _component_name(model.slug)
             components[name] = model_request_schema(model, body, name)
-            refs[model.slug] = COMPONENTS + name
+            refs.append(COMPONENTS + name)
+        for policy in policies:
+            if policy.model.enabled and (policy.kind == ModelKind.TEXT) == (output == "text"):
+                name = _component_name(f"kind-{policy.kind}")
+                components[name] = model_request_schema(policy.model, body, name,
+                                                         kind=policy.kind)
+                refs.append(COMPONENTS + name)
+        # No discriminator: a body names a model or a kind, never both (each variant
+        # lacks the other property and forbids extra ones), so exactly one matches.
         operations["post"]["requestBody"]["content"]["application/json"] = {"schema": {
-            "oneOf": [{"$ref": ref} for ref in refs.values()],
-            "discriminator": {"propertyName": "model", "mapping": refs},
-        }}
+            "oneOf": [{"$ref": ref} for ref in refs]}}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -85,11 +85,17 @@ Timestamp = Annotated[
 ]
 
 
+ImageKind = Literal["text-to-image", "image-to-image", "face-swap", "background-removal"]
+KIND_DESCRIPTION = ("Instead of a model: the kind of model wanted; the provider policy "
+                    "operators keep for it picks the model (recorded as routed_by)")
+
+
 class GenerateIn(Schema):
     model_config = {"extra": "forbid"}
 
-    model: str = Field(..., min_length=1, max_length=80, pattern=SLUG_PATTERN,
-                       description="Registry model slug")
+    model: str | None = Field(None, min_length=1, max_length=80, pattern=SLUG_PATTERN,
+                              description="Registry model slug (or give kind)")
+    kind: ImageKind | None = Field(None, description=KIND_DESCRIPTION)
     inputs: dict[str, Any] = Field(..., description="The model's own inputs (see /api/models)")
     options: dict[str, Any] | None = Field(
         None, description="width, height, num_images, seed, output_format")
@@ -134,6 +140,9 @@ class JobOut(Schema):
     cost: str | None
     cache_hit: bool = Field(..., description="Answered from an identical seeded request's "
                                              "result, at no cost")
+    routed_by: Literal["explicit", "policy", "fallback"] = Field(
+        ..., description="How the model was chosen: named by the request, by the provider "
+                         "policy for the requested kind, or by a fallback from another model")
     images: list[ImageOut]
     text: str = Field("", description="Output of text models (copy)")
     created_at: str
@@ -220,7 +229,8 @@ async def generate_images(
     dry_run: bool = Query(False, description="Validate and quote; create nothing"),
     idempotency_key: str = Header("", alias="Idempotency-Key", max_length=200),
 ) -> Any:
-    return await _generate(request, model=payload.model, inputs=payload.inputs,
+    return await _generate(request, model=payload.model or "", kind=payload.kind or "",
+                           inputs=payload.inputs,
                            options=payload.options, metadata=payload.metadata,
                            webhook_url=payload.webhook_url, wait=wait,
                            dry_run=dry_run, idempotency_key=idempotency_key, output="image",
@@ -230,8 +240,9 @@ async def generate_images(
 class TextGenerateIn(Schema):
     model_config = {"extra": "forbid"}
 
-    model: str = Field(..., min_length=1, max_length=80, pattern=SLUG_PATTERN,
-                       description="A text model's slug")
+    model: str | None = Field(None, min_length=1, max_length=80, pattern=SLUG_PATTERN,
+                              description="A text model's slug (or give kind)")
+    kind: Literal["text"] | None = Field(None, description=KIND_DESCRIPTION)
     inputs: dict[str, Any] = Field(..., description="prompt, system, response_schema …")
     metadata: dict[str, Any] | None = Field(None, description="Kept with the job, echoed back")
     webhook_url: WebhookUrl | None = Field(
@@ -254,19 +265,23 @@ async def generate_text(
     dry_run: bool = Query(False, description="Validate and quote; create nothing"),
     idempotency_key: str = Header("", alias="Idempotency-Key", max_length=200),
 ) -> Any:
-    return await _generate(request, model=payload.model, inputs=payload.inputs, options=None,
+    return await _generate(request, model=payload.model or "", kind=payload.kind or "",
+                           inputs=payload.inputs, options=None,
                            metadata=payload.metadata, webhook_url=payload.webhook_url,
                            wait=wait, dry_run=dry_run,
                            idempotency_key=idempotency_key, output="text", team=payload.team,
                            cache=payload.cache)
 
 
-async def _generate(request: HttpRequest, *, model: str, inputs: dict[str, Any],
+async def _generate(request: HttpRequest, *, model: str, kind: str, inputs: dict[str, Any],
                     options: dict[str, Any] | None, metadata: dict[str, Any] | None,
                     webhook_url: str | None, wait: int,
                     dry_run: bool, idempotency_key: str, output: str,
                     team: str | None = None, cache: bool = True) -> Any:
     user = auth_user(request)
+    if dry_run and (kind or not model):
+        model, _ = await sync_to_async(services.model_for_request)(
+            model_slug=model, kind=kind, output=output)
     # Resolved on a dry run too: a quote never says valid for a team the run would refuse.
     chosen = await sync_to_async(team_for_submission)(user=user, team=team)
     if dry_run:
@@ -278,7 +293,7 @@ async def _generate(request: HttpRequest, *, model: str, inputs: dict[str, Any],
                      "currency": prepared.model.currency,
                      "provider_arguments": prepared.provider_arguments})
     job, _created = await sync_to_async(services.job_create)(
-        user=user, model_slug=model, inputs=inputs, options=options, metadata=metadata,
+        user=user, model_slug=model, kind=kind, inputs=inputs, options=options, metadata=metadata,
         webhook_url=webhook_url or "", idempotency_key=idempotency_key, output=output,
         client=request_client(request), team=chosen, use_cache=cache)
     deadline = min(wait, settings.BRENIA_MAX_WAIT)

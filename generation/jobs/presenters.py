@@ -69,6 +69,7 @@ def job_state(job: Job, images: list[Image] | None = None) -> dict[str, Any]:
         "estimated_cost": str(job.estimated_cost),
         "cost": None if job.cost is None else str(job.cost),
         "cache_hit": job.cached_from_id is not None,
+        "routed_by": job.routed_by,
         "images": [image_state(image) for image in images],
         "text": job.result.get("text", ""),
         "created_at": job.created_at.isoformat(),

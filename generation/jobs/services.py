@@ -37,6 +37,7 @@ from generation.models import (
     Job,
     JobStatus,
     ModelKind,
+    RoutedBy,
 )
 from generation.providers import get_provider
 from generation.providers.base import PermanentProviderError
@@ -50,6 +51,7 @@ from generation.registry.validation import (
 )
 from generation.routing.cache import FREE, cache_key, cached_source
 from generation.routing.canary import canary_arm, canary_guard, canary_live_for
+from generation.routing.policy import policy_model_for_kind
 
 # Who may send a model ``enable_safety_checker: false``; superusers hold every permission.
 DISABLE_SAFETY_CHECKER = "generation.disable_safety_checker"
@@ -118,6 +120,28 @@ def generation_prepare(*, model_slug: str, inputs: Any, options: Any,
                            provider_arguments=arguments, estimated_cost=estimate)
 
 
+def model_for_request(*, model_slug: str = "", kind: str = "",
+                      output: str = "image") -> tuple[str, str]:
+    """The slug a request runs on and how it was chosen (``RoutedBy``).
+
+    A request names a model, or a kind that the provider policy resolves (the model
+    operators point it at today); exactly one of the two. ``output`` is the endpoint's.
+    """
+    if model_slug and kind:
+        raise InvalidInput("The request has invalid fields.", errors=[FieldProblem(
+            "kind", "name a model or a kind, not both")])
+    if not kind:
+        if not model_slug:
+            raise InvalidInput("The request has invalid fields.", errors=[FieldProblem(
+                "model", "is required unless the request names a kind")])
+        return model_slug, RoutedBy.EXPLICIT
+    if (kind == ModelKind.TEXT) != (output == "text"):
+        endpoint = "/api/text/generate" if kind == ModelKind.TEXT else "/api/images/generate"
+        raise InvalidInput("The request has invalid fields.", errors=[FieldProblem(
+            "kind", f"{kind} is served by {endpoint}")])
+    return policy_model_for_kind(kind=kind).slug, RoutedBy.POLICY
+
+
 def generation_check(*, model_slug: str, inputs: Any, options: Any, metadata: Any = None,
                      webhook_url: str = "", output: str = "image",
                      user: Any = None) -> PreparedRequest:
@@ -176,11 +200,12 @@ def _canary_choice(*, user: Any, prepared: PreparedRequest, inputs: Any, options
     return canary, CanaryArm.CONTROL, prepared
 
 
-def job_create(*, user: Any, model_slug: str, inputs: Any, options: Any = None,
+def job_create(*, user: Any, model_slug: str = "", inputs: Any, options: Any = None,
                metadata: Any = None, idempotency_key: str = "", webhook_url: str = "",
                output: str = "image", parent: Job | None = None,
                client: str = "", team: Any = None,
-               use_cache: bool = True) -> tuple[Job, bool]:
+               use_cache: bool = True, kind: str = "",
+               routed_by: str = RoutedBy.EXPLICIT) -> tuple[Job, bool]:
     """Validate, create a queued job and dispatch it after commit.
 
     Returns ``(job, created)``. With an idempotency key, the same key and body
@@ -189,15 +214,24 @@ def job_create(*, user: Any, model_slug: str, inputs: Any, options: Any = None,
     transaction; ``client`` names the credential the request came with. ``team``
     (a Team) shares the job with its members; a step shares its parent's. A seeded
     request made before (``generation.routing.cache``) is completed at once from that
-    result, at no cost, unless ``use_cache`` is False.
+    result, at no cost, unless ``use_cache`` is False. A request naming a ``kind``
+    instead of a model runs on the model the provider policy names for it now
+    (``routed_by = "policy"``); a caller that resolved a policy itself (a template
+    step) says so with ``routed_by``.
     """
-    fingerprint = request_fingerprint(model=model_slug, inputs=inputs, options=options or {},
+    # The request as asked: a replay of "any text-to-image model" is that, whatever
+    # model the policy names by then.
+    fingerprint = request_fingerprint(model=model_slug or f"kind:{kind}", inputs=inputs,
+                                      options=options or {},
                                       metadata=[metadata, webhook_url])
     if idempotency_key:
         existing = replayed(Job.objects.filter(user=user), key=idempotency_key,
                             fingerprint=fingerprint)
         if existing is not None:
             return existing, False
+    if kind or not model_slug:
+        model_slug, routed_by = model_for_request(model_slug=model_slug, kind=kind,
+                                                  output=output)
     prepared = generation_check(model_slug=model_slug, inputs=inputs, options=options,
                                 metadata=metadata, webhook_url=webhook_url, output=output,
                                 user=user)
@@ -224,6 +258,7 @@ def job_create(*, user: Any, model_slug: str, inputs: Any, options: Any = None,
                 cached_from=source,
                 canary=canary,
                 canary_arm=arm,
+                routed_by=routed_by,
                 idempotency_key=idempotency_key,
                 request_fingerprint=fingerprint,
                 request_id=request_id_var.get(),
