@@ -205,9 +205,16 @@ async def request_route(request: web.Request, state: FalEmulatorState, user: str
         return fal_json({"detail": "Method Not Allowed"}, status=405, request_id=request_id)
     with_logs = request.query.get("logs", "0").strip().lower() in ("1", "true")
     if action == "status":
+        record.status_polls += 1
+        record.log_polls += with_logs
         return fal_json(status_body(record, state, with_logs=with_logs),
                         status=200 if record.status == COMPLETED else 202, request_id=record.id)
     if action == "stream":
+        record.stream_opens += 1
+        if record.fault.kind == "stream_unavailable":
+            return web.Response(text=_NGINX.format(code=503,
+                                                   reason="Service Temporarily Unavailable"),
+                                status=503, content_type="text/html")
         return await stream_status(request, state, record, with_logs=with_logs)
     if action == "cancel":
         if state.engine.cancel(record):
@@ -237,7 +244,12 @@ async def result(state: FalEmulatorState, record: QueuedRequest) -> web.Response
 
 async def stream_status(request: web.Request, state: FalEmulatorState, record: QueuedRequest,
                         *, with_logs: bool) -> web.StreamResponse:
-    """SSE: one ``data:`` event per change (logs as deltas), ``: ping`` keep-alives."""
+    """SSE: one ``data:`` event per change (logs as deltas), ``: ping`` keep-alives.
+
+    Fault ``stream_drop``: the stream ends after its first event, and never sends the
+    COMPLETED one (it ends instead): only a poll sees the request complete.
+    """
+    drop = record.fault.kind == "stream_drop"
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                            "Cache-Control": "no-cache",
                                            "x-fal-request-id": record.id})
@@ -247,6 +259,8 @@ async def stream_status(request: web.Request, state: FalEmulatorState, record: Q
     while not state.closing.is_set() and state.requests.get(record.id) is record:
         position = state.engine.position(record) if record.status == IN_QUEUE else None
         key = (record.status, position, len(record.logs))
+        if drop and (last is not None or record.status == COMPLETED):
+            break
         if key != last:
             body = status_body(record, state, with_logs=with_logs, logs_from=sent_logs)
             await response.write(b"data: " + dumps(body) + b"\n\n")

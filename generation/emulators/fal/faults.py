@@ -36,6 +36,11 @@ Kinds applied to the accepted request:
                       (when ``enable_safety_checker`` is on)
   ``malformed``       succeeds, but the result body is truncated JSON
   ``slow_result`` / ``hang_result``  the result GET answers late / never
+  ``stream_drop``     every status stream (SSE) of the request ends after its first
+                      event and never sends COMPLETED (a proxy cutting long responses):
+                      only a status poll sees the request complete
+  ``stream_unavailable``  the status stream route answers 503 nginx HTML (a front that
+                      does not serve SSE); polled status works
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ INGRESS_FAULTS = frozenset({"502_ingress", "503_ingress", "504_ingress"})
 HARD_FAULTS = frozenset({"500", "502", "503", "504"})
 SUBMIT_FAULTS = frozenset({"429", "slow_submit", "hang_submit"}) | INGRESS_FAULTS | HARD_FAULTS
 RUN_FAULTS = frozenset({"slow", "hang", "runner_error", "content_policy", "nsfw", "malformed",
-                        "slow_result", "hang_result"})
+                        "slow_result", "hang_result", "stream_drop", "stream_unavailable"})
 KINDS = frozenset({"ok"}) | SUBMIT_FAULTS | RUN_FAULTS
 
 PROMPT_TOKEN = re.compile(r"\[\[fal:([a-z0-9_]+)\]\]")

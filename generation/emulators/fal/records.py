@@ -107,6 +107,9 @@ class QueuedRequest:
     outcome: Outcome | None = None
     cancel_requested: bool = False
     result_fetches: int = 0
+    status_polls: int = 0  # GET …/status answered
+    log_polls: int = 0  # … of which asked for the logs (?logs=1)
+    stream_opens: int = 0  # GET …/status/stream answered (any outcome)
     _changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     _cancel: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
@@ -172,6 +175,8 @@ class QueuedRequest:
             "total_s": (None if self.completed_at is None
                         else self.completed_at - self.submitted_at),
             "cancel_requested": self.cancel_requested, "result_fetches": self.result_fetches,
+            "status_polls": self.status_polls, "log_polls": self.log_polls,
+            "stream_opens": self.stream_opens,
             "result_status": outcome.status if outcome else None,
             "error": outcome.error if outcome else None,
             "error_type": outcome.error_type if outcome else None,

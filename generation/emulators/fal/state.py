@@ -250,7 +250,10 @@ class FalEmulatorState:
             "submit_attempts": attempts,
             "requests": {"total": len(self.requests), "by_status": dict(statuses),
                          "failed_by_type": dict(failed),
-                         "routed_by_hint": sum(r.routed_by_hint for r in self.requests.values())},
+                         "routed_by_hint": sum(r.routed_by_hint for r in self.requests.values()),
+                         "status_polls": sum(r.status_polls for r in self.requests.values()),
+                         "log_polls": sum(r.log_polls for r in self.requests.values()),
+                         "stream_opens": sum(r.stream_opens for r in self.requests.values())},
             "queues": {app: {"normal": len(q.lanes["normal"]), "low": len(q.lanes["low"])}
                        for app, q in self.engine.queues.items()},
             "cold_loads": {"total": self.engine.cold_loads(),
