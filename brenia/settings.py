@@ -185,6 +185,9 @@ BRENIA_INPROCESS_CONCURRENCY = env_int("BRENIA_INPROCESS_CONCURRENCY", 50, minim
 BRENIA_WEBHOOK_CONCURRENCY = env_int("BRENIA_WEBHOOK_CONCURRENCY", 20, minimum=1)
 # Seconds between status polls of a remote queue.
 BRENIA_POLL_INTERVAL = env_float("BRENIA_POLL_INTERVAL", 0.5, minimum=0.01)
+# Follow fal requests by their SSE status stream (polled only when it breaks); off: polled
+# every BRENIA_POLL_INTERVAL (generation/providers/fal_stream.py).
+BRENIA_FAL_STATUS_STREAM = env_bool("BRENIA_FAL_STATUS_STREAM", default=True)
 # Upper bound on one job's life once submitted; past it the job errors out.
 BRENIA_JOB_TIMEOUT = env_float("BRENIA_JOB_TIMEOUT", 900.0, minimum=1.0)
 # A provider endpoint's circuit breaker opens after this many transient failures in a

@@ -12,6 +12,7 @@ import math
 import re
 import time
 import weakref
+from contextlib import aclosing
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ from generation.providers.base import (
     TransientProviderError,
     log_provider_call,
 )
+from generation.providers.fal_stream import follow
 from generation.providers.fal_transport import FalAsyncClient
 
 if TYPE_CHECKING:
@@ -226,19 +228,23 @@ class FalProvider(Provider):
                 await on_submitted(handle.request_id)
             call, started = "status", time.monotonic()
             seen_logs = 0
-            async for status in handle.iter_events(with_logs=True,
-                                                   interval=settings.BRENIA_POLL_INTERVAL):
-                if isinstance(status, fal_client.Queued):
-                    await on_update(Queued(position=status.position))
-                elif isinstance(status, (fal_client.InProgress, fal_client.Completed)):
-                    # A short request may finish between two polls: its last log lines
-                    # arrive with the COMPLETED status and are relayed all the same.
-                    logs = status.logs or []
-                    if isinstance(status, fal_client.Completed) and len(logs) <= seen_logs:
-                        continue
-                    new = [str(entry.get("message", "")) for entry in logs[seen_logs:]]
-                    seen_logs = len(logs)
-                    await on_update(Running(new_logs=new, progress=progress_from_logs(new)))
+            # Pushed by fal's status stream, polled only when that fails (fal_stream.follow);
+            # with BRENIA_FAL_STATUS_STREAM off, polled every BRENIA_POLL_INTERVAL.
+            stream_http = await client.stream_http if settings.BRENIA_FAL_STATUS_STREAM else None
+            async with aclosing(follow(handle, stream_http,
+                                       interval=settings.BRENIA_POLL_INTERVAL)) as statuses:
+                async for status in statuses:
+                    if isinstance(status, fal_client.Queued):
+                        await on_update(Queued(position=status.position))
+                    elif isinstance(status, (fal_client.InProgress, fal_client.Completed)):
+                        # A short request may finish between two updates: its last log
+                        # lines arrive with the COMPLETED status and are relayed all the same.
+                        logs = status.logs or []
+                        if isinstance(status, fal_client.Completed) and len(logs) <= seen_logs:
+                            continue
+                        new = [str(entry.get("message", "")) for entry in logs[seen_logs:]]
+                        seen_logs = len(logs)
+                        await on_update(Running(new_logs=new, progress=progress_from_logs(new)))
             # A failed request is COMPLETED too; its result replays the model's error
             # status and body, which classify_http_error sorts out.
             call, started = "result", time.monotonic()
