@@ -46,12 +46,15 @@ class AdTemplate(models.Model):
     description = models.TextField(blank=True)
     preview_image = models.ImageField(upload_to="template-previews/", blank=True)
     copy_model = _model_field("Writes the copy when the marketer leaves it out (a text model).")
-    background_model = _model_field("Paints the background (billboard, discount banner).")
+    background_model = _model_field("Paints the background (billboard, discount banner). "
+                                    "Empty: the provider policy for text-to-image.")
     person_model = _model_field("Used instead of the background model when a person or "
                                 "mascot LoRA is given (a LoRA text-to-image model).")
-    cutout_model = _model_field("Cuts the product out of its photo (background removal).")
+    cutout_model = _model_field("Cuts the product out of its photo (background removal). "
+                                "Empty: the provider policy for background removal.")
     scene_model = _model_field("Paints the product's scene: a text-to-image model, or an "
-                               "image model given the cut-out as a reference.")
+                               "image model given the cut-out as a reference. Empty: the "
+                               "provider policy for text-to-image.")
     face_swap_model = _model_field("Puts the marketer's face photo on the person in the "
                                    "background (billboard), when one is given.")
     variables = models.JSONField(default=list, blank=True, help_text=(
@@ -196,6 +199,8 @@ class RunStep(models.Model):
     label = models.CharField(max_length=120)
     order = models.PositiveIntegerField(default=0)
     model_slug = models.CharField(max_length=80, blank=True)
+    # "policy" when the template left the role's model to the provider policy.
+    routed_by = models.CharField(max_length=20, default="explicit")
     depends_on = models.JSONField(default=list, blank=True)
     inputs = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=20, choices=StepStatus.choices,

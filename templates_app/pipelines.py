@@ -16,11 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from generation.models import AIModel
+from brenia.errors import Conflict, InvalidInput
+from generation.models import AIModel, RoutedBy
 from generation.registry.selectors import model_get
+from generation.routing.policy import policy_model_for_kind
 from templates_app.compose import FORMATS, negative_space_hint
 from templates_app.models import StepKind, TemplateKind
-from templates_app.spec import spec_model
+from templates_app.spec import POLICY_KINDS, spec_model
 
 # The size a background is painted at, per aspect family: every format of the family
 # is cut from it (cover-fit), so it is paid for once. fal bills each started megapixel,
@@ -46,6 +48,22 @@ class PlannedStep:
     model_slug: str = ""
     depends_on: list[str] = field(default_factory=list)
     inputs: dict[str, Any] = field(default_factory=dict)
+    routed_by: str = RoutedBy.EXPLICIT
+
+
+def step_model(spec: dict[str, Any], role: str) -> tuple[AIModel, str]:
+    """The model a step of ``role`` runs on, and how it was chosen: the template's own,
+    else (for a role the template left empty) the provider policy's for its kind now."""
+    slug = spec_model(spec, role)
+    if slug:
+        return model_get(slug=slug), RoutedBy.EXPLICIT
+    kind = POLICY_KINDS[role]
+    try:
+        return policy_model_for_kind(kind=kind), RoutedBy.POLICY
+    except InvalidInput:
+        raise Conflict(f"This template leaves its {role} model to the provider policy for "
+                       f"{kind}, and there is none: an operator must set one.",
+                       code="template_unavailable") from None
 
 
 def families_of(formats: list[str]) -> list[str]:
@@ -123,36 +141,37 @@ def plan_steps(*, spec: dict[str, Any], variables: dict[str, Any], formats: list
         copy_deps = ["copy"]
     image_deps: list[str] = []
     if kind == TemplateKind.PRODUCT_SHOT:
-        cutout = model_get(slug=spec_model(spec, "cutout"))
+        cutout, routed = step_model(spec, "cutout")
         cut_inputs = {"image_url": variables["product_photo"]}
         if "png" in ((_properties(cutout).get("output_format") or {}).get("enum") or []):
             cut_inputs["output_format"] = "png"
         steps.append(PlannedStep(key="cutout", role="cutout", kind=StepKind.MODEL,
-                                 label="Cut-out", model_slug=cutout.slug, inputs=cut_inputs))
+                                 label="Cut-out", model_slug=cutout.slug, inputs=cut_inputs,
+                                 routed_by=routed))
         image_deps = ["cutout"]
     for index, family in enumerate(families_of(formats)):
         family_seed = (seed + index) % 2**32
         if kind == TemplateKind.PRODUCT_SHOT:
-            model = model_get(slug=spec_model(spec, "scene"))
+            model, routed = step_model(spec, "scene")
             with_reference = "reference_image_urls" in _properties(model)
             prompt = scene_prompt(spec=spec, variables=variables, family=family,
                                   with_reference=with_reference)
             steps.append(PlannedStep(
                 key=f"scene:{family}", role="scene", kind=StepKind.MODEL,
                 label=f"Scene ({family})", model_slug=model.slug,
-                depends_on=["cutout"] if with_reference else [],
+                depends_on=["cutout"] if with_reference else [], routed_by=routed,
                 inputs=image_model_inputs(model, prompt=prompt, family=family,
                                           seed=family_seed)))
         else:
             lora = str(variables.get("person_lora_url") or "")
             role = "person" if lora and spec_model(spec, "person") else "background"
-            model = model_get(slug=spec_model(spec, role))
+            model, routed = step_model(spec, role)
             prompt = background_prompt(kind=kind, spec=spec, variables=variables,
                                        family=family)
             extra = {"lora_url": lora} if role == "person" else {}
             steps.append(PlannedStep(
                 key=f"background:{family}", role="background", kind=StepKind.MODEL,
-                label=f"Background ({family})", model_slug=model.slug,
+                label=f"Background ({family})", model_slug=model.slug, routed_by=routed,
                 inputs=image_model_inputs(model, prompt=prompt, family=family,
                                           seed=family_seed, **extra)))
             face = str(variables.get("face_photo") or "")

@@ -21,7 +21,7 @@ from brenia.idempotency import replayed, request_fingerprint
 from brenia.urlguard import check_public_url
 from generation.jobs.admission import job_admit
 from generation.jobs.services import generation_check, job_local_create
-from generation.models import ModelKind
+from generation.models import ModelKind, ProviderPolicy
 from generation.registry.selectors import model_get
 from generation.registry.validation import check_inputs
 from templates_app import copywriting
@@ -44,6 +44,7 @@ from templates_app.selectors import (
     brand_kit_get_for_user,
 )
 from templates_app.spec import (
+    POLICY_KINDS,
     check_variables_definition,
     spec_model,
     template_spec,
@@ -82,8 +83,11 @@ def ad_template_check(*, template: AdTemplate) -> list[FieldProblem]:
             problems.append(FieldProblem("formats", f"{slug!r} is not a format of a "
                                          f"{template.kind}: choose from {', '.join(offered)}"))
     for role in REQUIRED_ROLES.get(template.kind, ()):
-        if getattr(template, f"{role}_model") is None:
-            problems.append(FieldProblem(f"{role}_model", "is required for this kind"))
+        kind = POLICY_KINDS[role]
+        if getattr(template, f"{role}_model") is None and \
+                not ProviderPolicy.objects.filter(kind=kind).exists():
+            problems.append(FieldProblem(f"{role}_model", "is required for this kind (or a "
+                                         f"provider policy for {kind})"))
     for role, kinds in ROLE_KINDS.items():
         model = getattr(template, f"{role}_model")
         if model is not None and model.kind not in kinds:
@@ -250,6 +254,7 @@ def template_run_start(*, user: Any, slug: str, variables: Any, brand_kit: Any =
             RunStep.objects.bulk_create([
                 RunStep(run=run, key=step.key, role=step.role, kind=step.kind,
                         label=step.label, order=index, model_slug=step.model_slug,
+                        routed_by=step.routed_by,
                         depends_on=step.depends_on, inputs=step.inputs)
                 for index, step in enumerate(plan.steps)])
             transaction.on_commit(lambda: template_run_advance_submit(run.pk))

@@ -9,10 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from generation.models import ModelKind
 from templates_app.models import AdTemplate
 
 STEP_MODELS = ("copy_model", "background_model", "person_model", "cutout_model",
                "scene_model", "face_swap_model")
+# The roles a template cannot do without may be left to the provider policy of this
+# kind: operators then switch every template's backgrounds in one admin change.
+POLICY_KINDS: dict[str, str] = {
+    "background": ModelKind.TEXT_TO_IMAGE,
+    "scene": ModelKind.TEXT_TO_IMAGE,
+    "cutout": ModelKind.BACKGROUND_REMOVAL,
+}
 VARIABLE_TYPES = ("string", "text", "integer", "image", "url", "choice", "boolean")
 # An uploaded image travels as a data URI: the same limit as a model's image inputs.
 IMAGE_MAX_LENGTH = 8_000_000

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import IntegrityError, transaction
 
 from brenia.errors import Conflict, FieldProblem, InvalidInput
-from generation.models import AIModel, ModelKind, Provider
+from generation.models import AIModel, ModelKind, Provider, ProviderPolicy
 
 if TYPE_CHECKING:
     from generation.registry.openapi_import import ImportedSchema
@@ -52,6 +52,30 @@ def registry_seed(*, update: bool = False) -> tuple[int, int]:
                 model.save()
                 updated += 1
     return created, updated
+
+
+# The model each kind goes to out of the box, for requests that name a kind.
+SEED_POLICIES = {
+    ModelKind.TEXT_TO_IMAGE: "flux-schnell",
+    ModelKind.IMAGE_TO_IMAGE: "image-to-image",
+    ModelKind.FACE_SWAP: "face-swap",
+    ModelKind.BACKGROUND_REMOVAL: "background-removal",
+    ModelKind.TEXT: "gemini-copy",
+}
+
+
+def policy_seed() -> int:
+    """A provider policy for each kind that has none (operators' choices are kept);
+    returns how many were made. Kinds whose seed model is missing are left alone."""
+    made = 0
+    for kind, slug in SEED_POLICIES.items():
+        model = AIModel.objects.filter(slug=slug).first()
+        if model is None:
+            continue
+        _, created = ProviderPolicy.objects.get_or_create(
+            kind=kind, defaults={"model": model, "note": "Brenia's default"})
+        made += created
+    return made
 
 
 _VERSION_SUFFIX = re.compile(r"-v(\d+)$")

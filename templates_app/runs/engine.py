@@ -258,7 +258,8 @@ def _step_model_job(run: TemplateRun, step: RunStep, *, inputs: dict[str, Any] |
             inputs=step.inputs if inputs is None else inputs, options=None,
             metadata={"template_run": str(run.pk), "step": step.key},
             idempotency_key=f"run:{run.pk}:{step.key}:{step.attempts}:{step.reasks}",
-            output="text" if step.role == "copy" else "image", parent=run.job)
+            output="text" if step.role == "copy" else "image", parent=run.job,
+            routed_by=step.routed_by)
     except (InvalidInput, Conflict) as exc:
         detail = "; ".join(f"{e.field} {e.problem}" for e in getattr(exc, "errors", []))
         RunStep.objects.filter(pk=step.pk).update(

@@ -60,6 +60,7 @@ def test_secret_and_credential_files_are_private_and_passwords_printed_once(
     assert manage("migrate", "-v", "0", env={}, tmp_path=tmp_path).returncode == 0
     first = manage("bootstrap", env={}, tmp_path=tmp_path)
     assert first.returncode == 0, first.stderr
+    assert "5 new provider policy(ies)" in first.stdout  # every kind is served
     data = tmp_path / "data"
     for name in ("secret_key", "demo_credentials.json"):
         mode = stat.S_IMODE((data / name).stat().st_mode)

@@ -178,3 +178,15 @@ def test_the_document_offers_a_body_per_kind_with_a_policy(owner: Persona) -> No
     assert list(validator.iter_errors({**good, "model": "flux-lora"}))
     assert list(validator.iter_errors({**good, "kind": "image-to-image"}))
     assert owner.api().post_json("/api/images/generate?dry_run=true", good).status_code == 200
+
+
+def test_the_seed_gives_every_kind_a_policy_and_keeps_operators_choices(seeded: None) -> None:
+    from generation.registry.services import policy_seed
+
+    assert policy_seed() == len(ModelKind.values)
+    policy = ProviderPolicy.objects.get(kind=ModelKind.TEXT_TO_IMAGE)
+    policy.model = AIModel.objects.get(slug="nano-banana")
+    policy.save()
+    assert policy_seed() == 0
+    assert policy_model_for_kind(kind="text-to-image").slug == "nano-banana"
+    assert policy_model_for_kind(kind="text").slug == "gemini-copy"

@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from brenia.env import write_private
-from generation.registry.services import registry_seed
+from generation.registry.services import policy_seed, registry_seed
 from templates_app.services import ad_template_seed
 
 DEMO_ACCOUNTS = (("marketer", False), ("admin", True))
@@ -22,7 +22,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         created, _ = registry_seed()
-        self.stdout.write(f"registry: {created} new model(s)")
+        self.stdout.write(f"registry: {created} new model(s), "
+                          f"{policy_seed()} new provider policy(ies)")
         self.stdout.write(f"templates: {ad_template_seed()} new template(s)")
         if settings.PRODUCTION:
             return

@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from generation.registry.services import registry_seed
+from generation.registry.services import policy_seed, registry_seed
 
 
 class Command(BaseCommand):
@@ -14,4 +14,5 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         created, updated = registry_seed(update=options["update"])
-        self.stdout.write(f"registry: {created} model(s) created, {updated} updated")
+        self.stdout.write(f"registry: {created} model(s) created, {updated} updated, "
+                          f"{policy_seed()} provider policy(ies) created")
