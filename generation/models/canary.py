@@ -61,6 +61,7 @@ class Canary(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
+        verbose_name_plural = "canaries"
         constraints = [models.UniqueConstraint(
             fields=["model"], condition=models.Q(status__in=["running", "promoted"]),
             name="canary_one_live_per_model")]
