@@ -199,6 +199,15 @@ def budget_warning_mail(*, job: Job, payer: Payer, soft: Decimal, committed: Dec
         lambda: send_mail(subject, body, None, recipients, fail_silently=False), robust=True)
 
 
+def money_text(amount: Decimal) -> str:
+    """An amount as people read it: cents, unless it is less than a unit and needs more
+    (a month of 0.003 USD is not "0.00 USD")."""
+    cents = amount.quantize(Decimal("0.01"))
+    if cents == amount or abs(amount) >= 1:
+        return f"{cents:,}"
+    return f"{amount:f}".rstrip("0")
+
+
 @dataclass(frozen=True)
 class BudgetWarning:
     """A budget whose month has passed its soft threshold, for the page banner."""
@@ -208,6 +217,11 @@ class BudgetWarning:
     soft: Decimal
     hard: Decimal | None
     resets_at: datetime
+
+    @property
+    def texts(self) -> dict[str, str]:
+        return {"committed": money_text(self.committed), "soft": money_text(self.soft),
+                "hard": "" if self.hard is None else money_text(self.hard)}
 
 
 def budget_warnings_for_user(user: Any, now: datetime | None = None) -> list[BudgetWarning]:

@@ -15,7 +15,12 @@ from django.test import Client
 
 from brenia.accounts.models import Membership, Team, TeamRole
 from brenia.billing.models import LedgerEntry, LedgerKind, Plan, TeamAccount
-from brenia.billing.services import budget_warnings_for_user, high_res_images, plan_check
+from brenia.billing.services import (
+    budget_warnings_for_user,
+    high_res_images,
+    money_text,
+    plan_check,
+)
 from generation.jobs.admission import LimitReached
 from generation.jobs.lifecycle import job_finish
 from generation.jobs.services import job_local_create
@@ -156,6 +161,13 @@ def test_every_page_shows_the_budget_banner_past_the_soft_threshold(owner: Perso
     page = client.get("/templates/").content.decode()
     assert "The team Lemon Co has used 3.00 USD this month" in page
     assert "beyond 5.00 USD will be refused" in page
+
+
+@pytest.mark.parametrize(("amount", "text"), [
+    ("3", "3.00"), ("0.003", "0.003"), ("0.0025", "0.0025"), ("0.50", "0.50"),
+    ("1234.5", "1,234.50"), ("1.0049", "1.00"), ("0", "0.00")])
+def test_the_banner_never_rounds_a_small_spend_to_nothing(amount: str, text: str) -> None:
+    assert money_text(Decimal(amount)) == text
 
 
 def test_nano_banana_sizes_count_against_the_high_res_cap(owner: Persona) -> None:
