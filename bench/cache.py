@@ -40,6 +40,7 @@ from bench._harness import (
     stop_process,
     wait_http,
 )
+from bench._report import result
 
 MAKE_KEY = (
     "from django.contrib.auth import get_user_model;"
@@ -116,6 +117,12 @@ def main() -> None:
             miss = statistics.median(results["miss"][0])
             hit = statistics.median(results["hit"][0])
             print(f"hit / miss median latency: {hit / miss:.3f} ({miss / hit:.0f}x faster)")
+            hits = results["hit"]
+            free = hits[2] == 0 and all(job.get("cache_hit") and Decimal(job["cost"]) == 0
+                                        for job in hits[1])
+            result("result cache: a hit next to a miss (median, client side)",
+                   f"hit {hit * 1000:.0f} ms, miss {miss * 1000:.0f} ms; hits made "
+                   f"{hits[2]} provider requests", "a hit is marked and costs nothing", free)
         finally:
             stop_process(daphne)
             stop_process(fal)

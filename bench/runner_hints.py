@@ -39,6 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._report import result
 from generation.emulators.fal import FAL_STATE, FalEmulatorConfig, create_app
 from generation.emulators.server import EmulatorThread
 from generation.providers.fal_transport import FalAsyncClient
@@ -185,10 +186,10 @@ def through_brenia(order: list[str], concurrencies: list[int]) -> None:
                 for label, field in (("without hints", ""), ("with hints", "loras")):
                     # The registry row is read per request: no restart needed.
                     manage(["shell", "-c", SET_HINT_FIELD.format(field)], env)
-                    result = results[label] = _through_brenia_pass(base, key, fal_url, order,
+                    passed = results[label] = _through_brenia_pass(base, key, fal_url, order,
                                                                    concurrency)
-                    _print_result(label, result)
-                _print_cut(results)
+                    _print_result(label, passed)
+                _print_cut(results, f"{concurrency} client(s) through Brenia")
         finally:
             stop_process(daphne)
             stop_process(fal)
@@ -200,11 +201,15 @@ def _print_result(label: str, result: dict[str, Any]) -> None:
           f"{result['routed_by_hint']:3d}   wall {result['wall']:.1f}s")
 
 
-def _print_cut(results: dict[str, dict[str, Any]]) -> None:
+def _print_cut(results: dict[str, dict[str, Any]], where: str) -> None:
     plain, with_hints = results["without hints"], results["with hints"]
     cut = 1 - with_hints["cold_loads"] / max(1, plain["cold_loads"])
     print(f"  hints cut cold loads by {cut:.0%} and the median job time by "
           f"{1 - with_hints['median'] / plain['median']:.0%}")
+    result(f"runner hints, {where}: cold loads",
+           f"{plain['cold_loads']} → {with_hints['cold_loads']} ({-cut:+.0%}); median job "
+           f"{plain['median']:.3f} → {with_hints['median']:.3f} s",
+           "at least 50 % fewer cold loads with hints", cut >= 0.5)
 
 
 def main() -> None:
@@ -228,9 +233,9 @@ def main() -> None:
         print(f"{concurrency} concurrent client(s):")
         results = {}
         for label, hinted in (("without hints", False), ("with hints", True)):
-            result = results[label] = measure(order, hinted=hinted, concurrency=concurrency)
-            _print_result(label, result)
-        _print_cut(results)
+            measured = results[label] = measure(order, hinted=hinted, concurrency=concurrency)
+            _print_result(label, measured)
+        _print_cut(results, f"{concurrency} client(s) on the emulator directly")
 
 
 if __name__ == "__main__":

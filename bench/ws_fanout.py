@@ -61,6 +61,7 @@ from _harness import (
     stop_process,
     wait_http,
 )
+from _report import result
 
 THIS = Path(__file__).resolve()
 MODEL = "flux-schnell"
@@ -124,17 +125,31 @@ class Clients:
 
 
 def summary(name: str, latencies_s: list[float], expected: int | None, errors: list[str],
-            extra: str = "") -> None:
+            extra: str = "") -> float | None:
+    """Prints the phase's figures; returns its p99 in ms (None: nothing delivered)."""
     ms = [v * 1000 for v in latencies_s]
     got = f"{len(ms)}" + (f"/{expected} expected" if expected is not None else "")
     if not ms:
         print(f"{name}: no deliveries ({got}); errors {len(errors)}")
-        return
+        return None
     print(f"{name}: deliveries {got}; latency ms p50 {statistics.median(ms):.1f}  "
           f"p95 {percentile(ms, 95):.1f}  p99 {percentile(ms, 99):.1f}  max {max(ms):.1f}  "
           f"(min {min(ms):.1f}); errors {len(errors)}{extra}")
     for message in sorted(set(errors))[:3]:
         print(f"    error: {message[:200]}")
+    return percentile(ms, 99)
+
+
+def phase_results(phase: str, clients: Any, p99: float | None, target_ms: float,
+                  expected: int, delivered: int) -> None:
+    failed = sum(1 for error in clients.errors if error.startswith("connect:"))
+    closed = sum(1 for error in clients.errors if "1011" in error)
+    result(f"WebSocket {phase}, {len(clients.conns) + failed} clients: failed connects, "
+           "1011 closes", f"{failed}, {closed}", "0, 0", failed == closed == 0)
+    result(f"WebSocket {phase}, {len(clients.conns) + failed} clients: delivery p99",
+           "-" if p99 is None else f"{p99:.0f} ms ({delivered}/{expected} delivered)",
+           f"<= {target_ms:.0f} ms", p99 is not None and p99 <= target_ms
+           and delivered == expected)
 
 
 def report_log(log: Path) -> None:
@@ -207,9 +222,9 @@ async def scaleout_phases(args: argparse.Namespace, base: str, key: str, jobs: l
                  if event.get("bench") == "per-job"]
     from_record = [now - datetime.fromisoformat(event["time"]).timestamp()
                    for now, event in clients.received if event.get("bench") == "per-job"]
-    summary(f"per-job   ({args.rounds} round(s) x {len(jobs)} jobs, target {args.rate:.0f} "
-            "events/s)",
-            latencies, expected, clients.errors, stats)
+    p99 = summary(f"per-job   ({args.rounds} round(s) x {len(jobs)} jobs, target "
+                  f"{args.rate:.0f} events/s)", latencies, expected, clients.errors, stats)
+    phase_results("per-job stream", clients, p99, 50, expected, len(latencies))
     summary("          same, measured from the event row's time (after its DB write)",
             from_record, None, [])
     await clients.close()
@@ -225,8 +240,10 @@ async def scaleout_phases(args: argparse.Namespace, base: str, key: str, jobs: l
                           daphne_pid)
     latencies = [now - event["sent_at"] for now, event in clients.received
                  if event.get("bench") == "broadcast"]
-    summary(f"broadcast ({args.broadcast} events x {len(clients.conns)} clients, "
-            f"{args.broadcast_rate:.0f} events/s)", latencies, expected, clients.errors, stats)
+    p99 = summary(f"broadcast ({args.broadcast} events x {len(clients.conns)} clients, "
+                  f"{args.broadcast_rate:.0f} events/s)", latencies, expected, clients.errors,
+                  stats)
+    phase_results("one stream to every socket", clients, p99, 100, expected, len(latencies))
     await clients.close()
 
 
