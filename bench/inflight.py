@@ -5,6 +5,8 @@ ONE ``manage.py worker --concurrency C`` against a fal emulator whose requests r
 a long time; every second the bench counts jobs in ``submitted``/``in_progress`` (from
 the database) and reads the worker's RSS and CPU from /proc, until N are in flight at
 once (target: 1,000 in < 300 MB), then holds a few seconds to read the steady cost.
+``--status stream`` (default, as Brenia runs) follows each fal request by its SSE status
+stream; ``--status poll`` polls it every ``--poll`` seconds (BRENIA_FAL_STATUS_STREAM=0).
 
 Part B (overhead, in-process, SQLite and PostgreSQL): the same jobs through (i) the
 stock fal-client straight (submit, poll ``iter_events`` at the poll interval,
@@ -20,6 +22,7 @@ The emulator always runs in a process of its own (``--emulator thread`` puts it 
 the bench process for Part A instead; it then competes with the sampler for a GIL).
 
     .venv/bin/python bench/inflight.py [--part a|b|both] [--jobs 1000] [--k 1,50]
+                                       [--status stream|poll]
 """
 
 from __future__ import annotations
@@ -70,8 +73,8 @@ def part_a(args: argparse.Namespace) -> None:
     config = {"latency": "fast", "runners": args.jobs + 200, "inference_s": args.inference_s,
               "dispatch_s": 0.1}
     print(f"== Part A: capacity of ONE worker (scale-out profile) ==\n"
-          f"N={args.jobs} jobs, worker --concurrency {args.concurrency}, poll interval "
-          f"{args.poll}s, emulator {config} ({args.emulator})")
+          f"N={args.jobs} jobs, worker --concurrency {args.concurrency}, status by "
+          f"{args.status}, poll interval {args.poll}s, emulator {config} ({args.emulator})")
     emulator_proc = emulator_thread = worker = None
     db: TempDatabase | None = None
     with tempfile.TemporaryDirectory(prefix="brenia-bench-") as tmpdir:
@@ -89,7 +92,9 @@ def part_a(args: argparse.Namespace) -> None:
             env = brenia_env(tmp=tmp, fal_url=url, database_url=db.url,
                              redis_prefix=f"brenia-bench-{pid}", jobs="procrastinate",
                              poll=args.poll, extra={"BRENIA_SHUTDOWN_GRACE": "0",
-                                                    "BENCH_PATCHES": args.patch})
+                                                    "BENCH_PATCHES": args.patch,
+                                                    "BRENIA_FAL_STATUS_STREAM":
+                                                        "1" if args.status == "stream" else "0"})
             began = time.monotonic()
             manage(["migrate", "--noinput"], env)
             print(f"migrated {db.name} in {time.monotonic() - began:.1f}s")
@@ -170,7 +175,8 @@ def part_a(args: argparse.Namespace) -> None:
                 print(f"worker CPU holding {peak[0]:>4}  : {hold_cpu.read():.0f}% of one core over "
                       f"{args.hold:.0f}s (emulator {hold_emu.read():.0f}%, machine "
                       f"{100 * (busy1 - busy0) / max(1.0, total1 - total0):.0f}%), "
-                      f"= {args.jobs / args.poll:.0f} status polls/s expected")
+                      + (f"= {args.jobs / args.poll:.0f} status polls/s expected"
+                         if args.status == "poll" else f"{peak[0]} status streams open"))
             print(f"worker CPU time total      : {cpu_seconds(worker.pid):.1f}s")
             print(f"PostgreSQL sessions opened : {sessions} during the run "
                   f"(pg_stat_database.sessions)")
@@ -230,6 +236,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1000, help="Part A: jobs to hold in flight")
     parser.add_argument("--concurrency", type=int, default=1100, help="Part A: worker concurrency")
     parser.add_argument("--poll", type=float, default=1.0, help="Part A: BRENIA_POLL_INTERVAL")
+    parser.add_argument("--status", choices=("stream", "poll"), default="stream",
+                        help="Part A: follow fal requests by their SSE status stream (as "
+                             "Brenia does by default) or poll them (BRENIA_FAL_STATUS_STREAM=0)")
     parser.add_argument("--inference-s", type=float, default=120.0,
                         help="Part A: emulated inference time (long: jobs stay in flight)")
     parser.add_argument("--hold", type=float, default=8.0,
