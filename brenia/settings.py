@@ -149,13 +149,21 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- channel layer ----------------------------------------------------------------------
 REDIS_URL = env_url("REDIS_URL", schemes=("redis", "rediss", "unix"))
+# "pubsub": one PUBLISH per group_send, fanned out to the process's own sockets, one
+# subscription per group and process (no per-socket Redis traffic, no blocking reads
+# that time out under load). Events are not kept in Redis: a socket that missed one
+# catches up from the job's event rows (``after=<seq>``). "core": channels-redis'
+# list-based layer, for deployments that rely on its per-channel buffering.
+BRENIA_CHANNEL_LAYER = env_choice("BRENIA_CHANNEL_LAYER", "pubsub", ("pubsub", "core"))
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": ("channels_redis.pubsub.RedisPubSubChannelLayer"
+                        if BRENIA_CHANNEL_LAYER == "pubsub"
+                        else "channels_redis.core.RedisChannelLayer"),
             "CONFIG": {
-                # redis-py's async pool fails instead of waiting when it is full, and
-                # each socket's group add/discard takes a connection.
+                # redis-py's async pool fails instead of waiting when it is full (core:
+                # each socket's group add/discard takes a connection).
                 "hosts": [{"address": REDIS_URL,
                            "max_connections": env_int("BRENIA_REDIS_MAX_CONNECTIONS", 1000,
                                                       minimum=10)}],
