@@ -1,0 +1,513 @@
+"""How fast Brenia accepts work: ``POST /api/images/generate`` next to a hello-world POST.
+
+The target (performance issue): on the scale-out profile, accepted submissions per
+second at least 0.5x what a hello-world django-ninja POST gets from the same daphne in
+the same run, and p99 < 100 ms, at 32 connections.
+
+Scale-out profile, DEBUG off: a throw-away PostgreSQL database, Redis on 127.0.0.1:6379
+(a prefix of this run's own), ``BRENIA_JOBS=procrastinate``, ONE daphne process, ONE
+``manage.py worker`` running the jobs, the fal emulator in a process of its own. daphne
+serves Brenia with ``bench/`` on its ``PYTHONPATH`` and
+``DJANGO_SETTINGS_MODULE=_hello_settings``: Brenia's settings, plus ``POST
+/bench/hello`` (``bench/_hello_urls.py``: a Schema-parsed JSON body, a JSON answer).
+
+Load: ``wrk`` (``bench/_submissions.lua``), 32 keep-alive connections, 2 threads;
+phases of --seconds each after a warm-up, alternating hello / generate / hello /
+generate so drift in the machine's load hits both. generate: a bearer API key of a
+user on an explicitly unlimited plan, flux-schnell at 512x512, a unique prompt per
+request (the result cache never answers). Only 202s count as accepted; every other
+status is reported with its count.
+
+wrk is Debian's ``wrk`` package: if ``/usr/bin/wrk`` is missing the bench runs
+``apt-get install -y wrk`` (as root) itself. It costs a few percent of a core where a
+Python client at 32 connections would take most of one of this machine's two.
+
+``--profile S`` then records daphne with py-spy (installed with pip into
+/tmp/brenia-bench-tools, not into .venv) for S seconds of generate load, and prints
+where daphne's samples go along the submission path.
+
+    .venv/bin/python bench/submissions.py [--seconds 15] [--warmup 5] [--rounds 2]
+                                          [--connections 32] [--profile 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _harness import (
+    PY,
+    ROOT,
+    TempDatabase,
+    bench_user,
+    brenia_env,
+    cpu_seconds,
+    daphne_command,
+    django_setup,
+    free_port,
+    keep_log,
+    machine_cpu,
+    manage,
+    manage_command,
+    raise_nofile,
+    redis_cleanup,
+    run_child,
+    start_fal_emulator,
+    stop_process,
+    wait_http,
+)
+
+THIS = Path(__file__).resolve()
+BENCH = THIS.parent
+LUA = BENCH / "_submissions.lua"
+TOOLS = Path("/tmp/brenia-bench-tools")
+PYSPY_VERSION = "0.4.3"
+
+
+# --- tools --------------------------------------------------------------------------------------
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        raise SystemExit("wrk is missing: apt-get install -y wrk (Debian's package)")
+    print("installing wrk: apt-get install -y wrk", flush=True)
+    subprocess.run(["apt-get", "install", "-y", "wrk"], check=True, capture_output=True)
+    found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("apt-get install wrk did not give a wrk binary")
+    return found
+
+
+def ensure_pyspy() -> str:
+    binary = TOOLS / "py-spy" / "bin" / "py-spy"
+    if not binary.exists():
+        print(f"installing py-spy {PYSPY_VERSION} into {binary.parent.parent}", flush=True)
+        subprocess.run([PY, "-m", "pip", "install", "--quiet", "--target",
+                        str(binary.parent.parent), f"py-spy=={PYSPY_VERSION}"], check=True)
+    return str(binary)
+
+
+# --- CPU of everything involved ----------------------------------------------------------------
+
+def redis_server_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "redis-server":
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+class Meter:
+    """CPU seconds of named process groups and of the whole machine over one phase."""
+
+    def __init__(self, groups: dict[str, Any]) -> None:
+        # name -> callable returning the pids of that group now
+        self.groups = groups
+
+    def _read(self) -> dict[str, dict[int, float]]:
+        return {name: {pid: cpu_seconds(pid) for pid in pids()}
+                for name, pids in self.groups.items()}
+
+    def start(self) -> None:
+        self.t0 = time.monotonic()
+        self.machine0 = machine_cpu()
+        self.cpu0 = self._read()
+
+    def stop(self) -> dict[str, float]:
+        """Percent of one core per group, plus ``machine`` (all cores) and ``others``."""
+        cpu1 = self._read()
+        dt = time.monotonic() - self.t0
+        busy1, total1 = machine_cpu()
+        busy0, total0 = self.machine0
+        ncpu = os.cpu_count() or 1
+        out: dict[str, float] = {}
+        for name, now in cpu1.items():
+            before = self.cpu0.get(name, {})
+            used = sum(max(0.0, sec - before.get(pid, 0.0)) for pid, sec in now.items())
+            out[name] = 100 * used / dt
+        out["machine"] = 100 * ncpu * (busy1 - busy0) / max(1.0, total1 - total0)
+        return out
+
+
+# --- load ---------------------------------------------------------------------------------------
+
+def run_wrk(wrk: str, *, base: str, mode: str, key: str, seconds: float, connections: int,
+            tag: str) -> dict[str, Any]:
+    env = {**os.environ, "BENCH_MODE": mode, "BENCH_KEY": key, "BENCH_TAG": tag}
+    proc = subprocess.Popen([wrk, "-t2", f"-c{connections}", f"-d{seconds:g}s",
+                             "--timeout", "10s", "-s", str(LUA), base],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate()
+    for line in out.splitlines():
+        if line.startswith("WRKJSON "):
+            result: dict[str, Any] = json.loads(line[len("WRKJSON "):])
+            break
+    else:
+        raise RuntimeError(f"wrk printed no result (rc {proc.returncode}):\n{out}\n{err}")
+    result["seconds"] = result["duration_us"] / 1e6
+    result["mode"] = mode
+    return result
+
+
+def phase(wrk: str, meter: Meter, *, base: str, mode: str, key: str, seconds: float,
+          connections: int, tag: str) -> dict[str, Any]:
+    meter.start()
+    # wrk's own CPU: RUSAGE_CHILDREN grows by each reaped child's time.
+    import resource
+
+    children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = run_wrk(wrk, base=base, mode=mode, key=key, seconds=seconds,
+                     connections=connections, tag=tag)
+    children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = meter.stop()
+    client = (children1.ru_utime + children1.ru_stime - children0.ru_utime
+              - children0.ru_stime)
+    cpu["client"] = 100 * client / result["seconds"]
+    result["cpu"] = cpu
+    ok = "202" if mode == "generate" else "200"
+    result["ok"] = result["statuses"].get(ok, 0)
+    result["ok_per_s"] = result["ok"] / result["seconds"]
+    return result
+
+
+def line(result: dict[str, Any]) -> str:
+    lat = result["latency_us"]
+    cpu = result["cpu"]
+    others = {k: v for k, v in result["statuses"].items()
+              if k != ("202" if result["mode"] == "generate" else "200")}
+    errors = {k: v for k, v in result["errors"].items() if v}
+    extra = ""
+    if others:
+        extra += f"  OTHER STATUSES {others}"
+    if errors:
+        extra += f"  SOCKET ERRORS {errors}"
+    return (f"{result['mode']:<8} {result['ok_per_s']:7.1f}/s ok "
+            f"({result['ok']} in {result['seconds']:.1f}s)  "
+            f"p50 {lat['p50'] / 1000:6.1f}  p95 {lat['p95'] / 1000:6.1f}  "
+            f"p99 {lat['p99'] / 1000:6.1f}  max {lat['max'] / 1000:6.1f} ms   "
+            f"CPU% daphne {cpu['daphne']:3.0f} worker {cpu['worker']:3.0f} "
+            f"postgres {cpu['postgres']:3.0f} redis {cpu['redis']:3.0f} "
+            f"fal {cpu['fal']:3.0f} client {cpu['client']:3.0f} | machine {cpu['machine']:3.0f}"
+            f"/{100 * (os.cpu_count() or 1)}{extra}")
+
+
+# --- profile --------------------------------------------------------------------------------------
+
+# (label, function name, file fragment): a sample goes to the innermost frame of its stack
+# that one of these names; earlier entries win on the same frame.
+PROFILE_MARKERS: list[tuple[str, str, str]] = [
+    ("auth: API key lookup", "api_key_for_raw", "accounts/auth.py"),
+    ("team for submission", "team_for_submission", "accounts/services.py"),
+    ("validation: generation_check", "generation_check", "jobs/services.py"),
+    ("idempotency fingerprint", "request_fingerprint", "idempotency.py"),
+    ("canary lookup", "_canary_choice", "jobs/services.py"),
+    ("result-cache key/lookup", "cache_key", "routing/cache.py"),
+    ("result-cache key/lookup", "cached_source", "routing/cache.py"),
+    ("billing: plan_check (plan, locks, hold)", "plan_check", "billing/services.py"),
+    ("event row (notify_job_event)", "notify_job_event", "jobs/events.py"),
+    ("procrastinate defer (job_run_submit)", "job_run_submit", "jobs/tasks.py"),
+    ("channel-layer publish", "apublish", "jobs/events.py"),
+    ("channel-layer publish", "publish", "jobs/events.py"),
+    ("job_create: Job insert, transaction, commit", "job_create", "jobs/services.py"),
+    ("_generate (rest)", "_generate", "api/routes.py"),
+    ("ninja: body parse + Schema", "_get_values", "ninja/operation.py"),
+    ("ninja: response render", "_result_to_response", "ninja/operation.py"),
+    ("ninja operation (rest)", "run", "ninja/operation.py"),
+    ("hello", "hello", "_hello_urls.py"),
+    ("metrics middleware", "__call__", "brenia/metrics.py"),
+    ("metrics middleware", "__acall__", "brenia/metrics.py"),
+    ("logging", "emit", "logging/__init__.py"),
+    ("logging", "handle", "logging/__init__.py"),
+    ("Django request handling (middleware, URL)", "get_response_async", "core/handlers"),
+    ("Django request handling (middleware, URL)", "handle", "core/handlers/asgi.py"),
+    ("daphne/twisted HTTP", "dataReceived", "twisted"),
+    ("daphne/twisted HTTP", "write", "twisted"),
+    ("asyncio/twisted loop (other)", "run_forever", "asyncio"),
+    ("asyncio/twisted loop (other)", "run", "twisted"),
+    ("asgiref thread hop", "run", "concurrent/futures/thread.py"),
+    ("asgiref thread hop", "_worker", "concurrent/futures/thread.py"),
+]
+WAIT_FRAMES = ("psycopg", "socket", "select", "recv", "_ssl", "wait (threading.py)",
+               "acquire")
+
+
+def profile_report(raw: Path, top: int = 25) -> None:
+    """Print the samples of a py-spy ``--format raw`` file by PROFILE_MARKERS label."""
+    labels: Counter[str] = Counter()
+    db: Counter[str] = Counter()
+    leaves: Counter[str] = Counter()
+    total = 0
+    for row in raw.read_text(errors="replace").splitlines():
+        stack, _, count_text = row.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = stack.split(";")
+        total += count
+        label = "other"
+        for frame in reversed(frames):  # innermost first
+            name, _, where = frame.partition(" (")
+            hit = next((lab for lab, fn, frag in PROFILE_MARKERS
+                        if name == fn and frag in where), None)
+            if hit:
+                label = hit
+                break
+        labels[label] += count
+        if any("psycopg" in f for f in frames):
+            db[label] += count
+        leaves[frames[-1][:110]] += count
+    if not total:
+        print("profile: no samples")
+        return
+    print(f"profile: {total} samples of daphne (py-spy; --gil: the GIL holder's stack, i.e."
+          " Python CPU; --idle: every thread); share by innermost labelled frame, of it in"
+          " psycopg (DB driver):")
+    for label, count in labels.most_common():
+        share, in_db = 100 * count / total, 100 * db[label] / total
+        print(f"  {share:5.1f}%  {label:<48} (psycopg {in_db:4.1f}%)")
+    print("  hottest leaf frames:")
+    for leaf, count in leaves.most_common(top):
+        print(f"    {100 * count / total:5.1f}%  {leaf}")
+
+
+# --- setup child ---------------------------------------------------------------------------------
+
+def child_setup() -> None:
+    """In a child with the bench's environment: the user, its key, an unlimited plan."""
+    django_setup()
+    from brenia.billing.models import Account, Plan
+
+    user, key = bench_user("bench-submissions")
+    # Explicit: no rate, no concurrency cap, no budget, every model; whatever the default.
+    plan, _ = Plan.objects.update_or_create(name="bench-unlimited", defaults=dict(
+        is_default=False, daily_high_res_cap=None, requests_per_minute=None,
+        concurrent_jobs_per_user=None, concurrent_jobs_per_team=None,
+        monthly_budget_soft=None, monthly_budget_hard=None))
+    plan.allowed_models.clear()
+    Account.objects.update_or_create(user=user, defaults={"plan": plan})
+    teams = user.memberships.count() if hasattr(user, "memberships") else 0
+    print(json.dumps({"key": key, "user": user.pk, "plan": plan.name, "teams": teams}))
+
+
+# --- main -----------------------------------------------------------------------------------------
+
+def one_request(base: str, key: str) -> tuple[int, str]:
+    body = {"model": "flux-schnell", "inputs": {"prompt": f"bench probe {time.time()}"},
+            "options": {"width": 512, "height": 512}}
+    request = urllib.request.Request(
+        f"{base}/api/images/generate", data=json.dumps(body).encode(), method="POST",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode()[:300]
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()[:300]
+
+
+def hello_probe(base: str) -> tuple[int, str]:
+    request = urllib.request.Request(
+        f"{base}/bench/hello", data=b'{"name": "probe"}', method="POST",
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status, response.read().decode()[:300]
+
+
+def tracebacks(log: Path) -> Counter[str]:
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    finals: Counter[str] = Counter()
+    for index, text in enumerate(lines):
+        if text.startswith("Traceback"):
+            for follow in lines[index + 1:]:
+                if follow and not follow.startswith((" ", "Traceback", "During", "The above")):
+                    finals[follow[:160]] += 1
+                    break
+    return finals
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--warmup", type=float, default=5)
+    parser.add_argument("--rounds", type=int, default=2, help="hello+generate pairs")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--profile", type=float, default=0,
+                        help="then py-spy daphne for this many seconds of generate load")
+    parser.add_argument("--idle", action="store_true",
+                        help="py-spy --idle: wall time of every thread, not only CPU")
+    parser.add_argument("--patch", default="", help="BENCH_PATCHES for daphne and the worker")
+    args = parser.parse_args()
+    raise_nofile()
+    wrk = ensure_wrk()
+    pyspy = ensure_pyspy() if args.profile else ""
+    pid = os.getpid()
+    prefix = f"brenia-bench-sub-{pid}"
+    model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text()
+                  .splitlines() if ln.startswith("model name")), platform.processor())
+    load1 = os.getloadavg()
+    print(f"== submissions: scale-out profile, {args.connections} connections, "
+          f"{args.rounds} x (hello {args.seconds:g}s, generate {args.seconds:g}s) after "
+          f"{args.warmup:g}s warm-ups ==")
+    print(f"machine: nproc {os.cpu_count()}, {model}; load average before "
+          f"{load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
+    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+    fal = daphne = worker = None
+    db: TempDatabase | None = None
+    with tempfile.TemporaryDirectory(prefix="brenia-bench-sub-") as tmpdir:
+        tmp = Path(tmpdir)
+        try:
+            db = TempDatabase(f"brenia_bench_sub_{pid}")
+            fal, fal_url = start_fal_emulator({}, tmp / "fal.log")
+            env = brenia_env(tmp=tmp, fal_url=fal_url, database_url=db.url,
+                             redis_prefix=prefix, jobs="procrastinate",
+                             extra={"BENCH_PATCHES": args.patch} if args.patch else None)
+            manage(["migrate", "--noinput"], env)
+            setup = run_child(THIS, ["child-setup"], env, timeout=120)
+            key = setup["key"]
+            print(f"user: plan {setup['plan']} (no rate, cap, concurrency or budget limit), "
+                  f"teams {setup['teams']}")
+            wlog = tmp / "worker.log"
+            worker = subprocess.Popen(manage_command(["worker"], env), cwd=ROOT, env=env,
+                                      stdout=wlog.open("ab"), stderr=subprocess.STDOUT)
+            denv = {**env, "DJANGO_SETTINGS_MODULE": "_hello_settings",
+                    "PYTHONPATH": os.pathsep.join(
+                        p for p in (str(BENCH), str(ROOT), env.get("PYTHONPATH", "")) if p)}
+            port = free_port()
+            dlog = tmp / "daphne.log"
+            daphne = subprocess.Popen(
+                daphne_command(["-b", "127.0.0.1", "-p", str(port), "brenia.asgi:application"],
+                               denv),
+                cwd=ROOT, env=denv, stdout=dlog.open("ab"), stderr=subprocess.STDOUT)
+            base = f"http://127.0.0.1:{port}"
+            wait_http(f"{base}/readyz", daphne)
+            status, text = hello_probe(base)
+            print(f"probe hello: {status} {text}")
+            status, text = one_request(base, key)
+            print(f"probe generate: {status} {text[:160]}")
+            if status != 202:
+                raise SystemExit("the probe was not accepted; see above")
+
+            daphne_pid, worker_pid, fal_pid = daphne.pid, worker.pid, fal.pid
+
+            def pg_pids() -> list[int]:
+                assert db is not None
+                return [row[0] for row in db.query(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid()")]
+
+            meter = Meter({"daphne": lambda: [daphne_pid], "worker": lambda: [worker_pid],
+                           "fal": lambda: [fal_pid], "postgres": pg_pids,
+                           "redis": redis_server_pids})
+            common = dict(base=base, key=key, connections=args.connections)
+            for mode in ("hello", "generate"):
+                phase(wrk, meter, mode=mode, seconds=args.warmup, tag=f"{pid}-warm",
+                      **common)
+            results: dict[str, list[dict[str, Any]]] = {"hello": [], "generate": []}
+            for index in range(args.rounds):
+                for mode in ("hello", "generate"):
+                    result = phase(wrk, meter, mode=mode, seconds=args.seconds,
+                                   tag=f"{pid}-{index}", **common)
+                    results[mode].append(result)
+                    print(line(result), flush=True)
+            if args.rounds:
+                summarise(results)
+            jobs = db.query("SELECT count(*) FROM generation_job")[0][0]
+            accepted = sum(r["ok"] for rs in results.values() for r in rs
+                           if r["mode"] == "generate")
+            print(f"database: {jobs} jobs (measured phases accepted {accepted}; plus the "
+                  "warm-up's and the probe's)")
+            if args.profile:
+                profile(pyspy, wrk, meter, daphne_pid, tmp, args, common)
+            finals = tracebacks(dlog)
+            print(f"tracebacks in daphne log: {sum(finals.values())}")
+            for final, count in finals.most_common(4):
+                print(f"    {count:4d} x {final}")
+            keep_log(dlog)
+            keep_log(wlog)
+        finally:
+            stop_process(daphne)
+            stop_process(worker)
+            stop_process(fal)
+            if db is not None:
+                db.drop()
+            left = redis_cleanup(prefix)
+            load2 = os.getloadavg()
+            print(f"cleanup: dropped {db.name if db else '-'}, deleted {left} Redis keys under "
+                  f"{prefix}; load average after {load2[0]:.2f} {load2[1]:.2f} {load2[2]:.2f}")
+
+
+def summarise(results: dict[str, list[dict[str, Any]]]) -> None:
+    def total(mode: str) -> tuple[float, list[float]]:
+        rs = results[mode]
+        rate = sum(r["ok"] for r in rs) / sum(r["seconds"] for r in rs)
+        return rate, [max(r["latency_us"]["p99"] for r in rs) / 1000]
+
+    hello, _ = total("hello")
+    generate, _ = total("generate")
+    worst_p99 = max(r["latency_us"]["p99"] for r in results["generate"]) / 1000
+    cpu = {k: sum(r["cpu"][k] for r in results["generate"]) / len(results["generate"])
+           for k in results["generate"][0]["cpu"]}
+    hcpu = {k: sum(r["cpu"][k] for r in results["hello"]) / len(results["hello"])
+            for k in results["hello"][0]["cpu"]}
+    ours = ("daphne", "worker", "postgres", "redis", "fal", "client")
+    print(f"hello     {hello:7.1f}/s   generate (202s) {generate:7.1f}/s   ratio "
+          f"generate/hello {generate / hello:.2f} (target >= 0.5)   generate p99 (worst "
+          f"phase) {worst_p99:.1f} ms (target < 100)")
+    for name, c in (("hello", hcpu), ("generate", cpu)):
+        rest = c["machine"] - sum(c[k] for k in ours)
+        print(f"  during {name:<8}: machine {c['machine']:.0f}% of {100 * (os.cpu_count() or 1)}"
+              f"; ours daphne {c['daphne']:.0f} + worker {c['worker']:.0f} + postgres "
+              f"{c['postgres']:.0f} + redis {c['redis']:.0f} + fal {c['fal']:.0f} + client "
+              f"{c['client']:.0f}; the rest (other people's work, kernel) {rest:.0f}")
+    ms_cpu = 10 * cpu["daphne"] / generate if generate else float("nan")
+    hms_cpu = 10 * hcpu["daphne"] / hello if hello else float("nan")
+    print(f"  daphne CPU per request: hello {hms_cpu:.2f} ms, generate {ms_cpu:.2f} ms")
+
+
+def profile(pyspy: str, wrk: str, meter: Meter, daphne_pid: int, tmp: Path,
+            args: argparse.Namespace, common: dict[str, Any]) -> None:
+    raw = tmp / "daphne.pyspy.txt"
+    # --gil: only the thread holding the GIL, i.e. daphne's Python CPU (a thread waiting
+    # on the database or Redis has let it go); --idle instead: every thread's wall time.
+    cmd = [pyspy, "record", "-p", str(daphne_pid), "-d", f"{int(args.profile)}", "-r", "200",
+           "-f", "raw", "-o", str(raw), "--idle" if args.idle else "--gil"]
+    spy = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(1)
+    result = phase(wrk, meter, mode="generate", seconds=args.profile + 1,
+                   tag=f"{os.getpid()}-prof", **common)
+    out, _ = spy.communicate(timeout=60)
+    print(line(result) + "   (under py-spy)")
+    if not raw.exists():
+        print(f"py-spy wrote nothing:\n{out[-2000:]}")
+        return
+    keep = os.environ.get("BENCH_KEEP_LOGS")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(raw, Path(keep) / f"daphne-pyspy-{os.getpid()}.txt")
+    profile_report(raw)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["child-setup"]:
+        child_setup()
+    else:
+        main()
