@@ -136,7 +136,10 @@ class Stack:
         self.db = TempDatabase(f"brenia_drill_{self.tag}")
         extra = {
             "BRENIA_SHUTDOWN_GRACE": "0",
-            "BRENIA_STALLED_WORKER_TIMEOUT": "3",
+            # Short, so a killed worker's tasks come back soon, but not so short that a
+            # live worker busy with 200 jobs on a loaded machine misses it by a late
+            # heartbeat (3 s did: its own running tasks were retried under it).
+            "BRENIA_STALLED_WORKER_TIMEOUT": "10",
             "BRENIA_RECOVERY_INTERVAL": "1",
             "BRENIA_RESULT_CACHE_SECONDS": "0",
             "BRENIA_BUDGET_EMAILS": "0",
@@ -406,7 +409,8 @@ def report_stuck(stack: Stack, ids: list[str], limit: int = 15) -> None:
         "SELECT j.id, j.status, j.provider_request_id, "
         "extract(epoch FROM now() - j.updated_at)::int, "
         "(SELECT count(*) FROM generation_jobattempt a WHERE a.job_id = j.id), "
-        "(SELECT string_agg(p.status::text || '@' || coalesce(p.worker_id::text, '-'), ',') "
+        "(SELECT string_agg('#' || p.id || ' ' || p.status::text || '@' "
+        "  || coalesce(p.worker_id::text, '-') || ' tries ' || p.attempts, ', ' ORDER BY p.id) "
         " FROM procrastinate_jobs p WHERE p.args->>'job_id' = j.id::text) "
         "FROM generation_job j WHERE j.id = ANY(%s::uuid[]) AND j.status <> ALL(%s) "
         "ORDER BY j.updated_at", ids, list(TERMINAL))
@@ -456,6 +460,36 @@ def check_submits(stack: Stack, sub: Submitter, kill_times: list[float]
                + ", ".join(f"{k:.1f}s" for k in near)) if near else ""
         notes.append(f"job #{index}: {len(items)} submits: " + "; ".join(parts) + why)
     return doubles, notes
+
+
+def submit_lag(stack: Stack, sub: Submitter) -> str:
+    """How long after fal accepted a job's (only) submit its request id was committed
+    (job.submitted_at): the window in which a kill -9 makes the next run submit again."""
+    created = {item.get("prompt") or "": item["created"] for item in emulator_requests(stack)
+               if item.get("prompt")}
+    counts = Counter(item.get("prompt") for item in emulator_requests(stack))
+    rows = stack.query("SELECT inputs->>'prompt', extract(epoch FROM submitted_at) "
+                       "FROM generation_job WHERE submitted_at IS NOT NULL")
+    lags = sorted(float(at) - created[prompt] for prompt, at in rows
+                  if prompt in created and counts[prompt] == 1)
+    if not lags:
+        return "no single-submit job to measure"
+    return (f"p50 {lags[len(lags) // 2]:.2f}s, p95 {lags[int(len(lags) * 0.95)]:.2f}s, "
+            f"max {lags[-1]:.2f}s over {len(lags)} jobs")
+
+
+def task_rows(stack: Stack) -> dict[int, int]:
+    """How many procrastinate run_job rows each job has (rows -> jobs): more than one
+    means a recovery pass deferred a second run while the first was still there."""
+    rows = stack.query("SELECT n, count(*) FROM (SELECT count(*) AS n FROM procrastinate_jobs "
+                       "WHERE task_name = 'generation.run_job' GROUP BY args->>'job_id') per "
+                       "GROUP BY n ORDER BY n")
+    return {int(n): int(jobs) for n, jobs in rows}
+
+
+def event_counts(stack: Stack, ids: list[str]) -> dict[str, int]:
+    return dict(stack.query("SELECT type, count(*) FROM generation_jobevent "
+                            "WHERE job_id = ANY(%s::uuid[]) GROUP BY type ORDER BY 2 DESC", ids))
 
 
 def check_ledger(stack: Stack, ids: list[str]) -> tuple[dict[str, int], list[str]]:
@@ -541,7 +575,8 @@ def drill_kill(args: argparse.Namespace) -> bool:
 
         async def submit_and_kill_web() -> None:
             task = asyncio.create_task(sub.submit_all(jobs, rate, deadline))
-            await asyncio.sleep(jobs / rate * 0.35)
+            while len(sub.ids) < jobs * 0.3 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
             pid = stack.kill9("daphne")
             kill_times.append(time.monotonic() - stack.t0)
             log(stack.t0, f"kill -9 daphne (pid {pid}) with {len(sub.ids)} jobs accepted")
@@ -592,8 +627,12 @@ def drill_kill(args: argparse.Namespace) -> bool:
         print(f"ledger                     : {ledger}")
         for problem in ledger_problems[:10]:
             print(f"    {problem}")
+        print(f"submit -> id committed lag : {submit_lag(stack, sub)}")
+        print(f"events by type             : {event_counts(stack, ids)}")
+        print(f"run_job task rows per job  : {task_rows(stack)}")
         print(f"kills at                   : {', '.join(f'{k:.1f}s' for k in kill_times)}; "
-              f"all jobs ended at {finished_at - stack.t0:.1f}s")
+              f"all jobs ended at {finished_at - stack.t0:.1f}s; processes started "
+              f"{dict(stack.started)}")
         if stack.exits:
             print(f"unexpected exits           : {stack.exits}")
         print_tracebacks(stack)
@@ -909,7 +948,10 @@ def drill_postgres(args: argparse.Namespace) -> bool:
         print(f"ledger                     : {ledger}")
         for problem in ledger_problems[:10]:
             print(f"    {problem}")
-        print(f"process exits (restarted)  : {stack.exits or 'none'}")
+        print(f"submit -> id committed lag : {submit_lag(stack, sub)}")
+        print(f"run_job task rows per job  : {task_rows(stack)}")
+        print(f"process exits (restarted)  : {stack.exits or 'none'}; processes started "
+              f"{dict(stack.started)}")
         print_tracebacks(stack)
         if not all_done:
             report_stuck(stack, ids)
