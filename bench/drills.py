@@ -21,10 +21,12 @@ Everything it started is stopped and the database dropped, also on failure.
             one) serves the channel layer and cache. A WebSocket client follows the
             user's jobs on ``/ws/jobs/``; the drill SIGKILLs that redis-server mid-run
             and starts a fresh, empty one on the same port. Checks: live updates
-            resume after the restart, the client catches up (on reconnecting it
-            re-subscribes each job with ``after=<last seen seq>`` and gets the missed
-            events, then the snapshot) so the last state it saw of each job equals
-            the job's final state from the API, and every job ends terminal.
+            resume after the restart, the client catches up (on reconnecting, and on a
+            gap in a job's gap-free sequence numbers, it re-subscribes the job with
+            ``after=<last seen seq>`` and gets the missed events, then a snapshot) so
+            the last state it saw of each job equals the job's final state from the
+            API, and every job ends terminal (completed: the outage is no reason to
+            fail a job). ``--channel-layer core|pubsub`` picks BRENIA_CHANNEL_LAYER.
   postgres  restarting the machine's shared PostgreSQL would break everyone else's
             work, so the drill simulates losing the database instead: mid-run it
             terminates every backend connection to its own throw-away database
@@ -124,6 +126,7 @@ class Stack:
         self.redis_url = redis_url
         self.port = free_port()
         self.key = ""
+        self.layer = ""
         self.fal_url = ""
         self.env: dict[str, str] = {}
         self.wall0 = time.time()  # the emulator stamps requests in wall-clock time
@@ -156,7 +159,9 @@ class Stack:
         manage(["migrate", "--noinput"], self.env, timeout=180)
         setup = run_child(THIS, ["child-setup"], self.env, timeout=60)
         self.key = setup["key"]
-        log(self.t0, f"stack ready: database {self.db.name}, Redis prefix {self.prefix}"
+        self.layer = setup["layer"]
+        log(self.t0, f"stack ready: database {self.db.name}, channel layer {self.layer}, "
+                     f"Redis prefix {self.prefix}"
                      f"{' at ' + self.redis_url if self.redis_url else ''}, fal emulator "
                      f"{self.fal_url} {self._emulator_config} "
                      f"(setup {time.monotonic() - began:.1f}s)")
@@ -675,6 +680,7 @@ class Follower:
         self.connect_errors: Counter[str] = Counter()
         self.gaps = 0
         self.ws: Any = None
+        self.sending: set[asyncio.Future[None]] = set()
         self.stop = asyncio.Event()
 
     def track(self, job_ids: list[str]) -> None:
@@ -719,6 +725,12 @@ class Follower:
             if not self.stop.is_set():
                 await asyncio.sleep(0.5)
 
+    def _send(self, message: dict[str, Any]) -> None:
+        if self.ws is not None:
+            task = asyncio.ensure_future(self.ws.send(json.dumps(message)))
+            self.sending.add(task)
+            task.add_done_callback(self.sending.discard)
+
     def _snapshot(self, job_id: str, state: dict[str, Any]) -> None:
         self.snapshots += 1
         if job_id in self.seen and state["last_event_seq"] >= self.seen[job_id]:
@@ -737,8 +749,13 @@ class Follower:
         seq = int(message.get("seq", 0))
         if seq <= self.seen[job_id]:
             return
-        if seq != self.seen[job_id] + 1:
+        if seq != self.seen[job_id] + 1 and job_id not in catching:
+            # Events were lost (sequence numbers are gap-free): catch up from the last
+            # one seen; the replay brings this one too, then a snapshot.
             self.gaps += 1
+            catching.add(job_id)
+            self._send({"action": "subscribe", "job": job_id, "after": self.seen[job_id]})
+            return
         self.seen[job_id] = seq
         if message.get("status"):
             self.state[job_id] = str(message["status"])
@@ -760,8 +777,10 @@ def drill_redis(args: argparse.Namespace) -> bool:
         redis.start()
         emulator = {"latency": "fast", "runners": jobs + 10, "inference_s": 8.0,
                     "dispatch_s": 0.3}
-        with stack_of("redis", emulator=emulator, extra={"BRENIA_JOB_TIMEOUT": "120"},
-                      redis_url=redis.url) as stack:
+        extra = {"BRENIA_JOB_TIMEOUT": "120"}
+        if args.channel_layer:
+            extra["BRENIA_CHANNEL_LAYER"] = args.channel_layer
+        with stack_of("redis", emulator=emulator, extra=extra, redis_url=redis.url) as stack:
             stack.start_daphne()
             stack.start_worker()
             deadline = time.monotonic() + args.deadline
@@ -806,7 +825,9 @@ async def redis_phase(stack: Stack, redis: PrivateRedis, jobs: int,
         follower.track(list(sub.ids.values()))
 
     tracking = asyncio.create_task(track())
-    await asyncio.sleep(4.0)
+    wait_until = time.monotonic() + 10.0  # some live events first, as a baseline
+    while len(follower.live) < 10 and time.monotonic() < wait_until:
+        await asyncio.sleep(0.1)
     before = len(follower.live)
     redis.kill()
     down_at = time.monotonic() - stack.t0
@@ -857,7 +878,8 @@ async def redis_phase(stack: Stack, redis: PrivateRedis, jobs: int,
         f"live events                : {len(follower.live)} in all, {len(live_after)} after "
         f"the restart {dict(types_after)}",
         f"caught up on reconnect     : {len(follower.caught_up)} missed events replayed, "
-        f"{follower.snapshots} snapshots; seq gaps seen live {follower.gaps}",
+        f"{follower.snapshots} snapshots; seq gaps seen live {follower.gaps} (each "
+        "answered by a re-subscribe with after=<last seen seq>)",
         f"socket's last state == API : {len(matching)}/{len(ids)} jobs (status and "
         f"last_event_seq)",
     ]
@@ -1062,8 +1084,11 @@ def drill_faults(args: argparse.Namespace) -> bool:
 
 def child_setup() -> None:
     django_setup()
+    from django.conf import settings
+
     _, key = bench_user("drill")
-    print(json.dumps({"key": key}))
+    layer = settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1]
+    print(json.dumps({"key": key, "layer": layer}))
 
 
 DRILLS: dict[str, Callable[[argparse.Namespace], bool]] = {
@@ -1083,6 +1108,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=0,
                         help="jobs per drill (default: kill 200, redis 40, postgres 100, "
                              "faults 100)")
+    parser.add_argument("--channel-layer", choices=("pubsub", "core"), default="",
+                        help="redis: BRENIA_CHANNEL_LAYER for daphne and the worker "
+                             "(default: Brenia's own default)")
     parser.add_argument("--deadline", type=float, default=180.0,
                         help="seconds after setup by which every job must be terminal")
     args = parser.parse_args()
