@@ -26,9 +26,16 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from generation.jobs.events import publish, record_event
+from generation.jobs.events import insert_event, publish, record_event, update_taking_seq
 from generation.jobs.presenters import image_state
-from generation.models import TERMINAL_STATUSES, IllegalTransition, Image, Job, JobStatus
+from generation.models import (
+    TERMINAL_STATUSES,
+    IllegalTransition,
+    Image,
+    Job,
+    JobAttempt,
+    JobStatus,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -86,12 +93,15 @@ def job_finish(*, job: Job, status: str, error_code: str = "", error_message: st
                error_traceback: str = "", cost: Decimal | None = None,
                output: dict[str, Any] | None = None,
                images: list[StoredImage] | None = None,
-               publish_on_commit: bool = True) -> dict[str, Any]:
+               publish_on_commit: bool = True,
+               attempt: JobAttempt | None = None) -> dict[str, Any]:
     """Move ``job`` to the terminal ``status``; returns the event (published on commit).
 
     An async caller outside any transaction (the runner) passes
     ``publish_on_commit=False`` and awaits ``apublish(event)`` itself once this
     returns (committed): the same order, without a hop back from the database thread.
+    The runner also passes its provider ``attempt``, already ended in memory: it is
+    saved in the same transaction, so the job's end and its attempt's commit together.
 
     Raises ``IllegalTransition`` if the job had already left the states it may end
     from: then nothing was written and no hook ran.
@@ -105,7 +115,15 @@ def job_finish(*, job: Job, status: str, error_code: str = "", error_message: st
         else:
             fields.update(error_code=error_code, error_message=error_message,
                           error_traceback=error_traceback)
-        job.transition(status, **fields)
+        # The conditional transition also takes the terminal event's number: one
+        # statement, and the row stays locked until the event is in.
+        query, values = job._transition_update(status, fields)
+        seq = update_taking_seq(query, values)
+        if seq is None:
+            raise IllegalTransition(f"job {job.pk}: cannot move to {status}")
+        job._apply(values)
+        if attempt is not None:
+            attempt.save()
         rows: list[Image] = []
         if images:
             prompt = str(job.inputs.get("prompt", ""))[:5000]
@@ -126,7 +144,7 @@ def job_finish(*, job: Job, status: str, error_code: str = "", error_message: st
             payload = {"status": status}
         else:
             payload = {"status": status, "code": error_code, "message": error_message}
-        event = record_event(job=job, type=event_type, payload=payload)
+        event = insert_event(job=job, seq=seq, type=event_type, payload=payload)
         finished = JobFinished(job=job, status=status, event_type=event_type, images=rows)
         for hook in list(_hooks):
             hook(finished)

@@ -20,17 +20,20 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.files.storage import default_storage
+from django.db.models import Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from brenia.logs import request_id_var
 from brenia.retries import Backoff
 from brenia.safe_http import SafeClient
 from generation.jobs import metrics as job_metrics
-from generation.jobs.events import anotify_job_event, apublish
+from generation.jobs.events import anotify_job_update, apublish
 from generation.jobs.lifecycle import StoredImage, job_finish
 from generation.jobs.results import check_image, fetch_image_bytes, store_image
 from generation.models import (
     ACTIVE_STATUSES,
+    AIModel,
     AttemptOutcome,
     IllegalTransition,
     Image,
@@ -56,6 +59,25 @@ from generation.routing.breaker import BreakerOpen, breaker_for
 from generation.routing.fallback import error_kind, fallback_choose, falls_back
 
 logger = logging.getLogger(__name__)
+
+# Log and progress events of one job go out at most this often; what arrives meanwhile
+# is merged into the next one. The first move to in_progress and the job's end are
+# never held back.
+PROGRESS_EVENT_INTERVAL = 1.0
+
+
+class MonotonicClock:
+    """What the runner reads the time from to space a job's progress events (tests
+    give a JobRun a clock they move themselves)."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def wait(self, seconds: float, wake: asyncio.Event) -> None:
+        """Return after ``seconds``, or as soon as ``wake`` is set."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout=seconds)
+
 
 # Provider attempts per job, and the backoff between them (brenia/retries.py: the first
 # retry after 1-2 s, then 2-3 s). Read at each run, so tests can shorten them.
@@ -138,7 +160,29 @@ async def run_job(job_id: Any) -> None:
         request_id_var.reset(token)
 
 
+def attempt_start(*, job: Job, provider: str, model: AIModel) -> JobAttempt:
+    """Record a new attempt, numbered one past the job's last, in one INSERT … SELECT."""
+    last = JobAttempt.objects.filter(job_id=job.pk).order_by("-number").values("number")[:1]
+    attempt = JobAttempt(job=job, number=Coalesce(Subquery(last), 0) + 1, provider=provider,
+                         endpoint_id=model.endpoint_id, model_slug=model.slug,
+                         provider_request_id=job.provider_request_id)
+    meta = JobAttempt._meta
+    number = meta.get_field("number")
+    assert meta.pk is not None
+    fields = [field for field in meta.local_concrete_fields if not field.primary_key]
+    db = JobAttempt.objects.db
+    rows = JobAttempt.objects.using(db)._insert(  # type: ignore[attr-defined]
+        [attempt], fields=fields, returning_fields=[meta.pk, number], using=db)
+    attempt.pk, attempt.number = rows[0]
+    attempt._state.adding = False
+    attempt._state.db = db
+    return attempt
+
+
 class JobRun:
+    clock: MonotonicClock = MonotonicClock()
+    progress_interval: float = PROGRESS_EVENT_INTERVAL
+
     def __init__(self, job: Job) -> None:
         self.job = job
         self.provider: Provider = get_provider(job.called_model)
@@ -148,6 +192,12 @@ class JobRun:
         # them never holds up the provider's next poll.
         self.updates: list[Update] = []
         self.pump: asyncio.Task[None] | None = None
+        # Log lines and progress held back until ``progress_due`` (clock time), and
+        # what wakes the pump early to write them (the attempt is settling).
+        self.held: Running | None = None
+        self.progress_due = 0.0
+        self.flushing = False
+        self.wake = asyncio.Event()
         # The provider request this run submitted or re-attached to.
         self.remote_id = job.provider_request_id
         # Models this run has called, so a fallback chain never loops.
@@ -174,9 +224,9 @@ class JobRun:
                     # The model's own tries are spent: its fallback, by error class.
                     if not await self._fall_back(exc):
                         raise
-            # Outside the retry loop: a failure while finalizing never resubmits.
-            await self._end_attempt(AttemptOutcome.SUCCEEDED)
-            await self._finalize(result)
+            # Outside the retry loop: a failure while finalizing never resubmits. The
+            # attempt's end is written with the job's (or, if finalizing fails, alone).
+            await self._finalize(result, attempt=self._mark_attempt(AttemptOutcome.SUCCEEDED))
         except IllegalTransition:
             # Someone else moved the job (a cancel, a webhook that finalized it).
             await self._stop_if_cancelled()
@@ -297,10 +347,8 @@ class JobRun:
     async def _attempt(self, number: int) -> ProviderResult:
         job = self.job
         model = job.called_model
-        self.attempt = await JobAttempt.objects.acreate(
-            job=job, number=await self._next_attempt_number(), provider=self.provider.name,
-            endpoint_id=model.endpoint_id, model_slug=model.slug,
-            provider_request_id=job.provider_request_id)
+        self.attempt = await database_sync_to_async(attempt_start)(
+            job=job, provider=self.provider.name, model=model)
         breaker = breaker_for(model)
         if not job.provider_request_id:
             # Raises BreakerOpen while the endpoint's breaker is open: nothing is sent.
@@ -337,15 +385,18 @@ class JobRun:
             logger.warning("job %s: could not update the circuit breaker", self.job.pk,
                            exc_info=True)
 
-    async def _next_attempt_number(self) -> int:
-        last = await JobAttempt.objects.filter(job=self.job).order_by("-number").afirst()
-        return (last.number if last else 0) + 1
-
     async def _end_attempt(self, outcome: str, exc: BaseException | None = None, *,
                            reason: str = "") -> None:
+        attempt = self._mark_attempt(outcome, exc, reason=reason)
+        if attempt is not None:
+            await attempt.asave()
+
+    def _mark_attempt(self, outcome: str, exc: BaseException | None = None, *,
+                      reason: str = "") -> JobAttempt | None:
+        """End the running attempt in memory (the caller saves it); None if none runs."""
         attempt = self.attempt
         if attempt is None or attempt.outcome != AttemptOutcome.RUNNING:
-            return
+            return None
         if outcome in (AttemptOutcome.TRANSIENT_ERROR, AttemptOutcome.PERMANENT_ERROR):
             kind = error_kind(exc)
             attempt.error_kind = kind
@@ -360,7 +411,7 @@ class JobRun:
         if exc is not None:
             attempt.error_class = f"{exc.__class__.__module__}.{exc.__class__.__qualname__}"
             attempt.error_message = str(exc)[:2000]
-        await attempt.asave()
+        return attempt
 
     async def _forget_request(self) -> None:
         await Job.objects.filter(pk=self.job.pk).aupdate(provider_request_id="")
@@ -368,21 +419,27 @@ class JobRun:
 
     async def _on_submitted(self, request_id: str) -> None:
         """Commit the remote id before any waiting: a restart re-attaches to it."""
-        job = self.job
         self.remote_id = request_id
+        await database_sync_to_async(self._submitted)(request_id)
+
+    def _submitted(self, request_id: str) -> None:
+        """The job's and then the attempt's remote id, in one trip to the database
+        thread (the attempt's copy is for admins: the job's row is what a restart
+        reads, so the two need no transaction of their own)."""
+        job = self.job
         if job.status == JobStatus.QUEUED:
-            await job.atransition(JobStatus.SUBMITTED, provider_request_id=request_id,
-                                  submitted_at=timezone.now())
+            job.transition(JobStatus.SUBMITTED, provider_request_id=request_id,
+                           submitted_at=timezone.now())
         else:
-            updated = await Job.objects.filter(
+            updated = Job.objects.filter(
                 pk=job.pk, status__in=(JobStatus.SUBMITTED, JobStatus.IN_PROGRESS)
-            ).aupdate(provider_request_id=request_id)
+            ).update(provider_request_id=request_id)
             if not updated:
                 raise IllegalTransition(f"job {job.pk} left the running states")
             job.provider_request_id = request_id
         if self.attempt is not None:
             self.attempt.provider_request_id = request_id
-            await self.attempt.asave(update_fields=["provider_request_id"])
+            self.attempt.save(update_fields=["provider_request_id"])
 
     async def _on_update(self, update: Update) -> None:
         """The provider's callback at each poll: queue the update and return at once."""
@@ -395,26 +452,56 @@ class JobRun:
             self.pump = asyncio.create_task(self._apply_updates())
 
     async def _apply_updates(self) -> None:
-        while self.updates:
-            update = self.updates.pop(0)
-            # Log lines that piled up while the database was busy go out as one event.
-            while isinstance(update, Running) and self.updates and isinstance(
-                    later := self.updates[0], Running):
-                self.updates.pop(0)
-                update = Running(new_logs=[*update.new_logs, *later.new_logs],
-                                 progress=later.progress if later.progress is not None
-                                 else update.progress)
-            await self._apply_update(update)
+        while True:
+            while self.updates:
+                update: Update | None = self.updates.pop(0)
+                # Log lines that piled up while the database was busy go out as one event.
+                while isinstance(update, Running) and self.updates and isinstance(
+                        later := self.updates[0], Running):
+                    self.updates.pop(0)
+                    update = _merged(update, later)
+                update = self._hold_back(update)
+                if update is not None:
+                    await self._apply_update(update)
+            if self.held is None:
+                return
+            # Log lines wait for their turn, unless the attempt is settling.
+            wait = self.progress_due - self.clock.now()
+            if wait > 0 and not self.flushing:
+                self.wake.clear()
+                await self.clock.wait(wait, self.wake)
+            if not self.updates:  # else they join the held lines in the next pass
+                held, self.held = self.held, None
+                await self._apply_update(held)
+
+    def _hold_back(self, update: Update | None) -> Update | None:
+        """The update to write now, or None if it waits (merged into ``held``) because
+        the job's last progress event is less than ``progress_interval`` old."""
+        if not isinstance(update, Running) or self.job.status != JobStatus.IN_PROGRESS:
+            return update  # the first move to in_progress is never held back
+        if self.held is not None:
+            update, self.held = _merged(self.held, update), None
+        if not self.flushing and self.clock.now() < self.progress_due:
+            self.held = update
+            return None
+        return update
 
     async def _settle_updates(self) -> None:
-        """Wait until every queued update is written; raises what writing one raised."""
+        """Wait until every queued update is written, held log lines too; raises what
+        writing one raised."""
         pump, self.pump = self.pump, None
         if pump is not None:
-            await pump
+            self.flushing = True
+            self.wake.set()
+            try:
+                await pump
+            finally:
+                self.flushing = False
 
     async def _stop_updates(self) -> None:
         pump, self.pump = self.pump, None
         self.updates.clear()
+        self.held = None
         if pump is not None and not pump.done():
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -428,14 +515,11 @@ class JobRun:
             self.last_position = update.position
             if job.status == JobStatus.IN_PROGRESS:
                 return  # a retried remote attempt; the job does not move backwards
-            updated = await Job.objects.filter(
-                pk=job.pk, status=JobStatus.SUBMITTED).aupdate(queue_position=update.position)
-            if not updated:
-                raise IllegalTransition(f"job {job.pk} left the submitted state")
-            job.queue_position = update.position
-            await anotify_job_event(job=job, type="queued", payload={
-                "status": job.status, "position": update.position,
-                "eta_seconds": await eta_seconds(job.called_model.pk, update.position)})
+            eta = await eta_seconds(job.called_model.pk, update.position)
+            await anotify_job_update(
+                job=job, query=Job.objects.filter(pk=job.pk, status=JobStatus.SUBMITTED),
+                values={"queue_position": update.position}, type="queued", payload={
+                    "status": job.status, "position": update.position, "eta_seconds": eta})
         elif isinstance(update, Running):
             first = job.status != JobStatus.IN_PROGRESS
             if not first and not update.new_logs and update.progress is None:
@@ -445,11 +529,25 @@ class JobRun:
                 fields["progress"] = update.progress
             if first:
                 fields["started_at"] = timezone.now()
-            await job.atransition(JobStatus.IN_PROGRESS, **fields)
-            await anotify_job_event(job=job, type="in_progress", payload={
-                "status": job.status, "progress": job.progress, "logs": update.new_logs})
+            query, values = job._transition_update(JobStatus.IN_PROGRESS, fields)
+            progress = update.progress if update.progress is not None else job.progress
+            await anotify_job_update(job=job, query=query, values=values, type="in_progress",
+                                     payload={"status": JobStatus.IN_PROGRESS,
+                                              "progress": progress, "logs": update.new_logs})
+            self.progress_due = self.clock.now() + self.progress_interval
 
-    async def _finalize(self, result: ProviderResult) -> None:
+    async def _finalize(self, result: ProviderResult, *, attempt: JobAttempt | None = None
+                        ) -> None:
+        """Store the result's images and complete the job; ``attempt`` (ended in memory)
+        is saved in the completing transaction, or on its own if completing fails."""
+        try:
+            await self._complete(result, attempt)
+        except BaseException:
+            if attempt is not None:
+                await attempt.asave()
+            raise
+
+    async def _complete(self, result: ProviderResult, attempt: JobAttempt | None) -> None:
         job = self.job
         stored: list[StoredImage] = []
         http = download_client()
@@ -468,7 +566,7 @@ class JobRun:
         try:
             event = await database_sync_to_async(job_finish)(
                 job=job, status=JobStatus.COMPLETED, cost=cost, output=produced, images=stored,
-                publish_on_commit=False)
+                publish_on_commit=False, attempt=attempt)
         except IllegalTransition:
             await sync_to_async(_discard_unreferenced)([image.name for image in stored])
             raise
@@ -510,6 +608,12 @@ class JobRun:
             # so nothing else will cancel it.
             self.job.provider_request_id = remote_id
             await asyncio.shield(self.provider.cancel(job=self.job))
+
+
+def _merged(first: Running, later: Running) -> Running:
+    """Two progress updates as one: every log line in order, the latest progress."""
+    return Running(new_logs=[*first.new_logs, *later.new_logs],
+                   progress=later.progress if later.progress is not None else first.progress)
 
 
 def _discard_unreferenced(names: list[str]) -> None:
