@@ -245,6 +245,14 @@ def budget_warnings_for_user(user: Any, now: datetime | None = None) -> list[Bud
     return warnings
 
 
+def _counts(plan: Plan) -> bool:
+    """Whether admitting under ``plan`` counts earlier work (a cap, a concurrency limit,
+    a budget), so that admissions must be checked one after the other."""
+    return any(value is not None for value in (
+        plan.daily_high_res_cap, plan.concurrent_jobs_per_user,
+        plan.monthly_budget_soft, plan.monthly_budget_hard))
+
+
 def _team_lock(team: Any) -> None:
     # After the user's lock, always in that order: two members never deadlock.
     Team.objects.select_for_update().filter(pk=team.pk).first()
@@ -267,7 +275,10 @@ def plan_check(*, job: Job, client: str = "", now: datetime | None = None) -> No
             raise RateLimited(f"More than {plan.requests_per_minute} requests a minute "
                               f"from this key; try again in {wait} s.", retry_after=wait)
     # Serialise this user's admissions: every count below sees the previous one's hold.
-    get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+    # A plan that counts nothing needs no order, and the lock (held until commit) would
+    # queue every submission of a busy key behind the one before it.
+    if _counts(plan):
+        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
     top_level = job.parent_id is None
     if job.model_id is not None and plan.pk is not None and plan.allowed_models.exists() \
             and not plan.allowed_models.filter(pk=job.model_id).exists():
