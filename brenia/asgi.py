@@ -22,8 +22,12 @@ from django.conf import settings  # noqa: E402
 
 from brenia.background import runner  # noqa: E402
 from brenia.body_limit import BodyLimit  # noqa: E402
+from brenia.process import open_files_raise  # noqa: E402
 from generation.realtime.auth import ApiKeyAuthMiddleware  # noqa: E402
 from generation.realtime.urls import websocket_urlpatterns  # noqa: E402
+
+# One socket per WebSocket client (and, embedded, per job followed on fal).
+open_files_raise()
 
 router = ProtocolTypeRouter({
     "http": BodyLimit(django_asgi_app, limit=settings.BRENIA_MAX_BODY_BYTES),

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from brenia import background, metrics
+from brenia.process import open_files_raise
 
 
 class Command(BaseCommand):
@@ -34,6 +35,12 @@ class Command(BaseCommand):
                                "BRENIA_JOBS=procrastinate (and REDIS_URL for live updates).")
         from procrastinate.contrib.django import app
         from procrastinate.worker import Worker
+
+        limit = open_files_raise()  # one open status stream per job followed
+        if limit < options["concurrency"] * 2 + 100:
+            self.stderr.write(f"warning: {limit} open files allowed, fewer than "
+                              f"{options['concurrency']} jobs at once may need; raise the "
+                              "hard limit (ulimit -Hn)")
 
         # The Django connector cannot LISTEN; workers get a psycopg connector to the
         # same database, so new work wakes them at once instead of at the next poll.
