@@ -59,6 +59,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -123,6 +124,7 @@ class Stack:
         self.started: Counter[str] = Counter()
         self.exits: list[str] = []  # processes found dead that the drill did not kill
         self.killed: set[int] = set()
+        self.supervising = threading.Lock()
         self.redis_url = redis_url
         self.port = free_port()
         self.key = ""
@@ -214,6 +216,10 @@ class Stack:
 
     def supervise(self) -> None:
         """Restart a daphne or worker that exited on its own, as systemd would; note it."""
+        with self.supervising:
+            self._supervise()
+
+    def _supervise(self) -> None:
         for role in ("daphne", "worker"):
             proc = self.current(role)
             if proc is None or proc.poll() is None or proc.pid in self.killed:
@@ -320,6 +326,15 @@ class PrivateRedis:
     def stop(self) -> None:
         if self.proc is not None:
             stop_process(self.proc, timeout=5)
+
+
+async def supervised(stack: Stack, work: Any) -> Any:
+    """Await ``work`` while restarting (and noting) any daphne/worker that exits."""
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        await asyncio.to_thread(stack.supervise)
+        await asyncio.wait([task], timeout=0.5)
+    return task.result()
 
 
 # --- the API client ------------------------------------------------------------------------
@@ -590,7 +605,7 @@ def drill_kill(args: argparse.Namespace) -> bool:
             log(stack.t0, "new daphne serving")
             await task
 
-        asyncio.run(submit_and_kill_web())
+        asyncio.run(supervised(stack, submit_and_kill_web()))
         log(stack.t0, f"POSTed: {len(sub.ids)}/{jobs} accepted; replies {dict(sub.replies)}; "
                       f"{sub.retried} retried POSTs; gave up on {len(sub.gave_up)}")
         ids = list(sub.ids.values())
@@ -784,7 +799,7 @@ def drill_redis(args: argparse.Namespace) -> bool:
             stack.start_daphne()
             stack.start_worker()
             deadline = time.monotonic() + args.deadline
-            result = asyncio.run(redis_phase(stack, redis, jobs, deadline))
+            result = asyncio.run(supervised(stack, redis_phase(stack, redis, jobs, deadline)))
             print("-- redis: figures --")
             for line in result["lines"]:
                 print(line)
@@ -943,7 +958,7 @@ def drill_postgres(args: argparse.Namespace) -> bool:
                 await asyncio.sleep(1.5)
             await task
 
-        asyncio.run(submit_and_cut())
+        asyncio.run(supervised(stack, submit_and_cut()))
         log(stack.t0, f"POSTed: {len(sub.ids)}/{jobs} accepted; replies {dict(sub.replies)}")
         ids = list(sub.ids.values())
         all_done = wait_terminal(stack, ids, deadline)
@@ -1015,7 +1030,7 @@ def drill_faults(args: argparse.Namespace) -> bool:
         stack.start_worker()
         deadline = time.monotonic() + args.deadline
         sub = Submitter(stack, uuid.uuid4().hex[:8])
-        asyncio.run(sub.submit_all(jobs, 25.0, deadline))
+        asyncio.run(supervised(stack, sub.submit_all(jobs, 25.0, deadline)))
         ids = list(sub.ids.values())
         posted_at = time.monotonic()
         log(stack.t0, f"POSTed: {len(ids)}/{jobs} accepted; replies {dict(sub.replies)}")
