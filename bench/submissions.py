@@ -488,8 +488,8 @@ def profile(pyspy: str, wrk: str, meter: Meter, daphne_pid: int, tmp: Path,
     raw = tmp / "daphne.pyspy.txt"
     # --gil: only the thread holding the GIL, i.e. daphne's Python CPU (a thread waiting
     # on the database or Redis has let it go); --idle instead: every thread's wall time.
-    cmd = [pyspy, "record", "-p", str(daphne_pid), "-d", f"{int(args.profile)}", "-r", "200",
-           "-f", "raw", "-o", str(raw), "--idle" if args.idle else "--gil"]
+    cmd = [pyspy, "record", "-p", str(daphne_pid), "-d", f"{int(args.profile)}", "-r", "100",
+           "-f", "raw", "-o", str(raw), "--nonblocking", "--idle" if args.idle else "--gil"]
     spy = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     time.sleep(1)
     result = phase(wrk, meter, mode="generate", seconds=args.profile + 1,
