@@ -1107,7 +1107,7 @@ def child_setup() -> None:
     from django.conf import settings
 
     _, key = bench_user("drill")
-    layer = settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1]
+    layer = str(settings.CHANNEL_LAYERS["default"]["BACKEND"]).rsplit(".", 1)[-1]
     print(json.dumps({"key": key, "layer": layer}))
 
 
