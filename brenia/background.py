@@ -353,18 +353,31 @@ async def retry_stalled_tasks() -> None:
     Safe from every worker at once: retrying a task another worker already retried
     fails harmlessly.
     """
+    from procrastinate.contrib.django.models import ProcrastinateJob
+    from procrastinate.jobs import Status
+
     app = _procrastinate_app()
     stalled = await app.job_manager.get_stalled_jobs(
         seconds_since_heartbeat=settings.BRENIA_STALLED_WORKER_TIMEOUT)
-    retried = 0
+    retried = superseded = 0
     for job in stalled:
+        # A run of the same key may already wait (a recovery step put the work back while
+        # this one ran): the queueing lock refuses a second waiting row, so this one
+        # could never be retried, and its lock would hold the waiting one back for good.
+        # The waiting run does the work; this one ends.
+        if job.queueing_lock and await ProcrastinateJob.objects.filter(  # type: ignore[misc]
+                queueing_lock=job.queueing_lock, status="todo").aexists():
+            await app.job_manager.finish_job(job, status=Status.FAILED, delete_job=False)
+            superseded += 1
+            continue
         try:
             await app.job_manager.retry_job(job)
             retried += 1
         except Exception:  # another worker got there first
             logger.debug("stalled task %s already handled", job.id, exc_info=True)
-    if retried:
-        logger.info("retried %d task(s) of stalled workers", retried)
+    if retried or superseded:
+        logger.info("retried %d task(s) of stalled workers; %d superseded by a waiting run",
+                    retried, superseded)
 
 
 def register_builtin_recoveries() -> None:
