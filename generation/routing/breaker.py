@@ -31,6 +31,7 @@ submitted is never refused (its work is paid for).
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -43,6 +44,8 @@ from django.core.cache import cache
 from brenia import metrics
 from generation.models import AIModel
 from generation.providers.base import TransientProviderError
+
+logger = logging.getLogger(__name__)
 
 CLOSED, HALF_OPEN, OPEN = "closed", "half_open", "open"
 # How long an unbroken run of failures is remembered without a new one.
@@ -105,8 +108,16 @@ class CircuitBreaker:
 
     def check(self) -> None:
         """Return if a call may go now; raise BreakerOpen if not. Half-open, the first
-        caller (over all processes) takes the probe and goes; the others wait."""
-        opened = cache.get(self.opened_key)
+        caller (over all processes) takes the probe and goes; the others wait.
+
+        A breaker store that cannot be read (Redis restarting) lets the call go: the
+        breaker protects the provider from Brenia, it must not fail jobs on its own."""
+        try:
+            opened = cache.get(self.opened_key)
+        except Exception:
+            logger.warning("circuit breaker %s: its store cannot be read; letting the call "
+                           "go", self.endpoint, exc_info=True)
+            return
         if opened is None:
             return
         now = self.clock()
@@ -114,7 +125,13 @@ class CircuitBreaker:
         if now < reopen_at:
             self._report(OPEN)
             raise BreakerOpen(self.endpoint, reopen_at - now)
-        if cache.add(self.probe_key, now, timeout=self._probe_ttl()):
+        try:
+            probe = cache.add(self.probe_key, now, timeout=self._probe_ttl())
+        except Exception:
+            logger.warning("circuit breaker %s: its store cannot be written; letting the "
+                           "call go", self.endpoint, exc_info=True)
+            probe = True
+        if probe:
             self._report(HALF_OPEN)
             return
         raise BreakerOpen(self.endpoint, self.reset_seconds)

@@ -26,7 +26,7 @@ from generation.emulators.server import EmulatorThread
 from generation.jobs.runner import run_job
 from generation.models import AIModel, AttemptOutcome, Job, JobStatus
 from generation.routing.breaker import BreakerOpen, CircuitBreaker
-from tests.conftest import FAL_TEST_KEY, ROOT, Persona
+from tests.conftest import FAL_TEST_KEY, ROOT, Persona, free_port
 from tests.generation.factories import make_prepared_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -120,6 +120,21 @@ async def attempts(job: Job) -> list[tuple[str, str, str, str]]:
 
 def submits(fal: Any) -> int:
     return int(fal.stats()["submit_attempts"]["by_endpoint"].get(SCHNELL, 0))
+
+
+def test_a_breaker_whose_store_is_down_lets_calls_go(settings: Any) -> None:
+    """Redis restarting must not fail jobs: found by bench/drills.py redis."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}}
+    CircuitBreaker("fal:store-down", failures=1).check()  # no exception: the call goes
+
+
+async def test_a_job_runs_while_the_breaker_store_is_down(
+        owner: Persona, faulty_fal: Any, settings: Any) -> None:
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}}
+    job = await run(owner, f"store down {uuid.uuid4()}")
+    assert job.status == JobStatus.COMPLETED, (job.error_code, job.error_message)
 
 
 async def test_repeated_failures_open_the_breaker_and_later_jobs_are_refused_at_once(
