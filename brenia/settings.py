@@ -151,14 +151,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_url("REDIS_URL", schemes=("redis", "rediss", "unix"))
 # "pubsub": one PUBLISH per group_send, fanned out to the process's own sockets, one
 # subscription per group and process (no per-socket Redis traffic, no blocking reads
-# that time out under load). Events are not kept in Redis: a socket that missed one
-# catches up from the job's event rows (``after=<seq>``). "core": channels-redis'
-# list-based layer, for deployments that rely on its per-channel buffering.
+# that time out under load). Events are not kept in Redis: after losing Redis, each
+# socket catches up from the job's event rows (brenia/channel_layer.py). "core":
+# channels-redis' list-based layer, for deployments that rely on its buffering.
 BRENIA_CHANNEL_LAYER = env_choice("BRENIA_CHANNEL_LAYER", "pubsub", ("pubsub", "core"))
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": ("channels_redis.pubsub.RedisPubSubChannelLayer"
+            "BACKEND": ("brenia.channel_layer.ResyncingPubSubChannelLayer"
                         if BRENIA_CHANNEL_LAYER == "pubsub"
                         else "channels_redis.core.RedisChannelLayer"),
             "CONFIG": {

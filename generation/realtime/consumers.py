@@ -174,6 +174,26 @@ class JobEventsConsumer(CountedConnection, AsyncJsonWebsocketConsumer):
                 await self.close(code=CLOSE_NOT_FOUND)
                 return
 
+    async def layer_resync(self, message: dict[str, Any]) -> None:
+        """The channel layer lost Redis for a while (brenia/channel_layer.py): whatever was
+        sent meanwhile is gone. Check access again (a revoke may be among it), then catch
+        up: a job socket gets the events after the last it saw and a snapshot, the
+        account's stream a fresh snapshot of its recent jobs."""
+        key = self.scope.get("api_key")
+        if not await database_sync_to_async(access_still_granted)(
+                user_id=self.user.pk, key_id=key["id"] if key else None):
+            await self.close(code=CLOSE_ACCESS_REVOKED)
+            return
+        if user_group(self.user.pk) in self.groups_joined:
+            jobs = await database_sync_to_async(_recent_jobs)(self.user)
+            for state in jobs:
+                self.seen[state["id"]] = max(self.seen.get(state["id"], 0),
+                                             state["last_event_seq"])
+            await self.send_json({"type": "snapshot", "jobs": jobs})
+        single = bool(parse_qs(self.scope.get("query_string", b"").decode()).get("job"))
+        for job_id in sorted(self.followed):
+            await self.follow_job(job_id, self.seen.get(job_id, 0), close_on_missing=single)
+
     async def access_revoked(self, message: dict[str, Any]) -> None:
         """The key was revoked or the account deactivated (see brenia.accounts.realtime)."""
         await self.close(code=CLOSE_ACCESS_REVOKED)
