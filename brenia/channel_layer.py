@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 RESYNC = {"type": "layer.resync"}
 
 
-class _ResyncingShard(RedisSingleShardConnection):  # type: ignore[misc]
+class _ResyncingShard(RedisSingleShardConnection):
     async def _do_receiving(self) -> None:
         lost = False
         while True:
@@ -61,13 +61,13 @@ class _ResyncingShard(RedisSingleShardConnection):  # type: ignore[misc]
             queue.put_nowait(data)
 
 
-class _ResyncingLoopLayer(RedisPubSubLoopLayer):  # type: ignore[misc]
+class _ResyncingLoopLayer(RedisPubSubLoopLayer):
     def __init__(self, hosts: Any = None, *args: Any, **kwargs: Any) -> None:
         super().__init__(hosts, *args, **kwargs)
         self._shards = [_ResyncingShard(host, self) for host in decode_hosts(hosts)]
 
 
-class ResyncingPubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]
+class ResyncingPubSubChannelLayer(RedisPubSubChannelLayer):
     def _get_layer(self) -> RedisPubSubLoopLayer:
         loop = asyncio.get_running_loop()
         try:
