@@ -180,6 +180,7 @@ def phase(wrk: str, meter: Meter, *, base: str, mode: str, key: str, seconds: fl
                      connections=connections, tag=tag)
     children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = meter.stop()
+    cpu["backends"] = float(len(meter.groups["postgres"]()))
     client = (children1.ru_utime + children1.ru_stime - children0.ru_utime
               - children0.ru_stime)
     cpu["client"] = 100 * client / result["seconds"]
@@ -208,7 +209,7 @@ def line(result: dict[str, Any]) -> str:
             f"CPU% daphne {cpu['daphne']:3.0f} worker {cpu['worker']:3.0f} "
             f"postgres {cpu['postgres']:3.0f} redis {cpu['redis']:3.0f} "
             f"fal {cpu['fal']:3.0f} client {cpu['client']:3.0f} | machine {cpu['machine']:3.0f}"
-            f"/{100 * (os.cpu_count() or 1)}{extra}")
+            f"/{100 * (os.cpu_count() or 1)}; {cpu['backends']:.0f} PostgreSQL backends{extra}")
 
 
 # --- profile --------------------------------------------------------------------------------------
@@ -480,7 +481,11 @@ def summarise(results: dict[str, list[dict[str, Any]]]) -> None:
               f"{c['client']:.0f}; the rest (other people's work, kernel) {rest:.0f}")
     ms_cpu = 10 * cpu["daphne"] / generate if generate else float("nan")
     hms_cpu = 10 * hcpu["daphne"] / hello if hello else float("nan")
-    print(f"  daphne CPU per request: hello {hms_cpu:.2f} ms, generate {ms_cpu:.2f} ms")
+    # daphne gets what share of the cores the others leave it; its CPU per request
+    # moves less with that share than requests/s do, so this ratio is the steadier one.
+    print(f"  daphne CPU per request: hello {hms_cpu:.2f} ms, generate {ms_cpu:.2f} ms; "
+          f"their ratio hello/generate {hms_cpu / ms_cpu:.2f} (what the ratio above would be "
+          "if daphne were CPU-bound alike in both)")
 
 
 def profile(pyspy: str, wrk: str, meter: Meter, daphne_pid: int, tmp: Path,
