@@ -80,7 +80,7 @@ def test_every_problem_is_listed_at_once(owner: Persona) -> None:
 
 
 @pytest.mark.parametrize(("body", "field", "problem"), [
-    ({"inputs": {"prompt": "x"}}, "model", "is required"),
+    ({"inputs": {"prompt": "x"}}, "model", "is required unless the request names a kind"),
     ({"model": "flux-schnell"}, "inputs", "is required"),
     ({"model": "flux-schnell", "inputs": "a prompt"}, "inputs", "must be an object"),
     ({"model": "flux-schnell", "inputs": {"prompt": 5}}, "inputs.prompt", "must be of type string"),
