@@ -560,6 +560,26 @@ def verdict(name: str, failures: list[str], began: float) -> bool:
     return not failures
 
 
+def run_failures(stack: Stack, ids: list[str], jobs: int, *, all_done: bool, terminal: int,
+                 made: int, completed: int, doubles: int, codes: str = "") -> list[str]:
+    """What the kill and postgres drills both refuse: stuck or never-accepted jobs,
+    jobs made twice for one key, jobs that did not complete, double submits."""
+    failures: list[str] = []
+    print_tracebacks(stack)
+    if not all_done:
+        report_stuck(stack, ids)
+        failures.append(f"{len(ids) - terminal} job(s) not terminal by the deadline")
+    if len(ids) < jobs:
+        failures.append(f"{jobs - len(ids)} POST(s) never accepted")
+    if made != jobs:
+        failures.append(f"{made} jobs made for {jobs} idempotency keys")
+    if completed != jobs:
+        failures.append(f"{jobs - completed} job(s) did not complete{codes}")
+    if doubles:
+        failures.append(f"{doubles} job(s) submitted to fal more than once")
+    return failures
+
+
 def print_tracebacks(stack: Stack) -> None:
     finals = stack.log_tracebacks()
     print(f"tracebacks in child logs: {sum(finals.values())}")
@@ -656,18 +676,8 @@ def drill_kill(args: argparse.Namespace) -> bool:
               f"{dict(stack.started)}")
         if stack.exits:
             print(f"unexpected exits           : {stack.exits}")
-        print_tracebacks(stack)
-        if not all_done:
-            report_stuck(stack, ids)
-            failures.append(f"{len(ids) - terminal} job(s) not terminal by the deadline")
-        if len(ids) < jobs:
-            failures.append(f"{jobs - len(ids)} POST(s) never accepted")
-        if made != jobs:
-            failures.append(f"{made} jobs made for {jobs} idempotency keys")
-        if counts["completed"] != jobs:
-            failures.append(f"{jobs - counts['completed']} job(s) did not complete")
-        if doubles:
-            failures.append(f"{doubles} job(s) submitted to fal more than once")
+        failures += run_failures(stack, ids, jobs, all_done=all_done, terminal=terminal,
+                                 made=made, completed=counts["completed"], doubles=doubles)
         if ledger_problems:
             failures.append(f"{len(ledger_problems)} ledger/result problem(s)")
         if len(kill_times) < 2:
@@ -990,19 +1000,9 @@ def drill_postgres(args: argparse.Namespace) -> bool:
         print(f"run_job task rows per job  : {task_rows(stack)}")
         print(f"process exits (restarted)  : {stack.exits or 'none'}; processes started "
               f"{dict(stack.started)}")
-        print_tracebacks(stack)
-        if not all_done:
-            report_stuck(stack, ids)
-            failures.append(f"{len(ids) - terminal} job(s) not terminal by the deadline")
-        if len(ids) < jobs:
-            failures.append(f"{jobs - len(ids)} POST(s) never accepted")
-        if made != jobs:
-            failures.append(f"{made} jobs made for {jobs} idempotency keys")
-        if counts["completed"] != jobs:
-            failures.append(f"{jobs - counts['completed']} job(s) did not complete "
-                            f"(codes {dict(codes)})")
-        if doubles:
-            failures.append(f"{doubles} job(s) submitted to fal more than once")
+        failures += run_failures(stack, ids, jobs, all_done=all_done, terminal=terminal,
+                                 made=made, completed=counts["completed"], doubles=doubles,
+                                 codes=f" (codes {dict(codes)})")
         if ledger_problems:
             failures.append(f"{len(ledger_problems)} ledger/result problem(s)")
         if stack.exits:
