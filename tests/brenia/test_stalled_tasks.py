@@ -22,6 +22,14 @@ pytestmark = [pytest.mark.django_db(transaction=True),
                                  "profile only (procrastinate)")]
 
 
+@pytest.fixture(autouse=True)
+def no_waiting_work() -> None:
+    """Work earlier tests left queued (procrastinate's tables are not flushed between
+    tests) would be fetched before this test's own."""
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM procrastinate_jobs WHERE status = 'todo'")
+
+
 def _statuses(key: str) -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT status FROM procrastinate_jobs WHERE lock = %s ORDER BY id",
