@@ -12,6 +12,7 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -197,6 +198,20 @@ def on_body_too_large(request: HttpRequest, exc: RequestDataTooBig) -> HttpRespo
 @api.exception_handler(Http404)
 def on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
     return api.create_response(request, error_body("not_found", "Not found."), status=404)
+
+
+@api.exception_handler(OperationalError)
+@api.exception_handler(InterfaceError)
+def on_database_lost(request: HttpRequest, exc: Exception) -> HttpResponse:
+    # A restart or failover of the database: nothing was done, and trying again
+    # shortly works. Not the client's fault, and not a bug of Brenia's either.
+    logger.warning("database unavailable in %s %s: %r", request.method, request.path, exc)
+    response = api.create_response(request, error_body(
+        "database_unavailable",
+        "Brenia's database is briefly unavailable. Try again in a few seconds; a request "
+        "sent with an Idempotency-Key is never done twice."), status=503)
+    response["Retry-After"] = "5"
+    return response
 
 
 @api.exception_handler(Exception)

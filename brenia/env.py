@@ -117,7 +117,7 @@ def without_credentials(url: str) -> str:
     return "…@" + url.rsplit("@", 1)[1] if "@" in url else url
 
 
-def database_from_url(url: str) -> dict[str, Any]:
+def database_from_url(url: str, *, pool_timeout: float = 10.0) -> dict[str, Any]:
     """The Django DATABASES entry for ``DATABASE_URL`` (PostgreSQL only).
 
     dj-database-url does the parsing: it percent-decodes the user name and password
@@ -142,7 +142,15 @@ def database_from_url(url: str) -> dict[str, Any]:
     # (database_sync_to_async), and reconnecting each time costs ~10 ms. Django
     # refuses a pool with persistent connections, hence CONN_MAX_AGE 0 above. The
     # query string's options (sslmode, connect_timeout …) stay beside it.
-    config["OPTIONS"] = {**config.get("OPTIONS", {}), "pool": {"min_size": 1, "max_size": 20}}
+    # ``pool_timeout``: how long a request or job step waits for a connection (the pool
+    # is full, or the database is away) before it gets an error: a 503 for a request,
+    # a pause for a job (generation.jobs.runner resumes it).
+    config["OPTIONS"] = {**config.get("OPTIONS", {}), "pool": {
+        "min_size": 1, "max_size": 20, "timeout": pool_timeout}}
+    # With a pool, Django's health checks become the pool's check of each connection it
+    # hands out (one empty query): after PostgreSQL restarts, the pool's dead idle
+    # connections are replaced instead of each failing a request or a job step.
+    config["CONN_HEALTH_CHECKS"] = True
     return config
 
 

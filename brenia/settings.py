@@ -124,7 +124,8 @@ TEMPLATES = [
 # --- database ---------------------------------------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
-    DATABASES = {"default": database_from_url(DATABASE_URL)}
+    DATABASES = {"default": database_from_url(DATABASE_URL, pool_timeout=env_float(
+        "BRENIA_DB_POOL_TIMEOUT", 10.0, minimum=0.1))}
 else:
     DATABASES = {
         "default": {

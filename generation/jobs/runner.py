@@ -20,6 +20,7 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.files.storage import default_storage
+from django.db import InterfaceError, OperationalError
 from django.db.models import Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -64,6 +65,13 @@ logger = logging.getLogger(__name__)
 # is merged into the next one. The first move to in_progress and the job's end are
 # never held back.
 PROGRESS_EVENT_INTERVAL = 1.0
+
+# What losing the database looks like (a restart, a dropped connection, a full pool):
+# the run stops where it is and starts again from the job's row once the database
+# answers, instead of ending the job. Waits follow brenia.retries; about 5 minutes
+# in all before the task gives up (and the worker's recovery puts the job back).
+DATABASE_LOST = (OperationalError, InterfaceError)
+DATABASE_RESUME = Backoff(attempts=12, base=0.5, cap=30.0)
 
 
 class MonotonicClock:
@@ -144,20 +152,71 @@ async def eta_seconds(model_id: int, position: int) -> int | None:
 
 
 async def run_job(job_id: Any) -> None:
-    """Drive a job to a terminal state; never raises except on cancellation."""
+    """Drive a job to a terminal state; raises only on cancellation, or when the
+    database stays unreachable past DATABASE_RESUME's tries."""
+    lost: DatabaseLost | None = None
+    failures = 0
+    while True:
+        try:
+            await _run_once(job_id, lost)
+            return
+        except DatabaseLost as exc:
+            failures += 1
+            if failures >= DATABASE_RESUME.attempts:
+                raise
+            lost = exc
+            delay = DATABASE_RESUME.delay(failures=failures)
+            logger.warning("job %s: lost the database (%r); resuming in %.1fs", job_id,
+                           exc.__cause__, delay)
+            await asyncio.sleep(delay)
+
+
+class DatabaseLost(Exception):
+    """A run stopped because the database went away. ``remote`` is the model and
+    provider request id it was following (the row may not have learnt the id: the
+    next run re-attaches instead of paying twice); ``attempt_id`` its running attempt."""
+
+    def __init__(self, remote: tuple[int, str] | None, attempt_id: int | None) -> None:
+        super().__init__("the database went away")
+        self.remote = remote
+        self.attempt_id = attempt_id
+
+
+async def _run_once(job_id: Any, lost: DatabaseLost | None) -> None:
+    run: JobRun | None = None
     try:
-        job = await Job.objects.select_related("model").aget(pk=job_id)
-    except Job.DoesNotExist:
-        logger.warning("job %s vanished before it ran", job_id)
-        return
-    if job.is_terminal:
-        return
-    token = request_id_var.set(job.request_id or "-")
-    try:
-        with job_metrics.in_flight():
-            await JobRun(job).run()
-    finally:
-        request_id_var.reset(token)
+        try:
+            job = await Job.objects.select_related("model").aget(pk=job_id)
+        except Job.DoesNotExist:
+            logger.warning("job %s vanished before it ran", job_id)
+            return
+        if lost is not None and lost.attempt_id is not None:
+            await JobAttempt.objects.filter(
+                pk=lost.attempt_id, outcome=AttemptOutcome.RUNNING).aupdate(
+                outcome=AttemptOutcome.INTERRUPTED, ended_at=timezone.now(),
+                reason="the database went away; the job resumed")
+        if job.is_terminal:
+            return
+        token = request_id_var.set(job.request_id or "-")
+        try:
+            run = JobRun(job)
+            remote = lost.remote if lost is not None else None
+            if remote is not None and not job.provider_request_id \
+                    and remote[0] == job.model_id:
+                await run._on_submitted(remote[1])
+            with job_metrics.in_flight():
+                await run.run()
+        finally:
+            request_id_var.reset(token)
+    except DATABASE_LOST as exc:
+        if run is None:  # lost again before this run began: what the last one knew holds
+            raise DatabaseLost(lost.remote if lost else None,
+                               lost.attempt_id if lost else None) from exc
+        attempt = run.attempt
+        raise DatabaseLost(
+            (run.job.model_id, run.remote_id) if run.remote_id and run.job.model_id else None,
+            attempt.pk if attempt is not None and attempt.outcome == AttemptOutcome.RUNNING
+            else None) from exc
 
 
 def attempt_start(*, job: Job, provider: str, model: AIModel) -> JobAttempt:
@@ -247,6 +306,8 @@ class JobRun:
             status = JobStatus.FAILED if exc.permanent else JobStatus.ERRORED
             await self._finish(status, exc.code, exc.message,
                                "" if exc.permanent else traceback.format_exc())
+        except DATABASE_LOST:
+            raise  # run_job starts the job again once the database answers
         except Exception as exc:
             logger.exception("job %s errored", job.pk)
             await self._end_attempt(AttemptOutcome.PERMANENT_ERROR, exc)
@@ -416,6 +477,7 @@ class JobRun:
     async def _forget_request(self) -> None:
         await Job.objects.filter(pk=self.job.pk).aupdate(provider_request_id="")
         self.job.provider_request_id = ""
+        self.remote_id = ""
 
     async def _on_submitted(self, request_id: str) -> None:
         """Commit the remote id before any waiting: a restart re-attaches to it."""

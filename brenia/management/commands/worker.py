@@ -18,7 +18,8 @@ class Command(BaseCommand):
     help = ("Run background work from PostgreSQL: jobs and recovery in one pool, webhook "
             "deliveries in another, many at once on one event loop. SIGTERM stops taking "
             "new work and lets running work finish; work left by a dead worker is picked "
-            "up again by the periodic recovery.")
+            "up again by the periodic recovery. A database outage is waited out: the "
+            "worker and the jobs it follows carry on once it answers again.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--concurrency", type=int,
@@ -34,7 +35,8 @@ class Command(BaseCommand):
             raise CommandError("Workers run in the scale-out profile: set DATABASE_URL and "
                                "BRENIA_JOBS=procrastinate (and REDIS_URL for live updates).")
         from procrastinate.contrib.django import app
-        from procrastinate.worker import Worker
+
+        from brenia.worker import SteadyWorker as Worker
 
         limit = open_files_raise()  # one open status stream per job followed
         if limit < options["concurrency"] * 2 + 100:
