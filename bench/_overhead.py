@@ -30,6 +30,7 @@ from _harness import (
     start_fal_emulator,
     stop_process,
 )
+from _report import result as report
 
 THIS = Path(__file__).resolve()
 # The job both parts of inflight.py run.
@@ -57,7 +58,7 @@ def part_b(args: argparse.Namespace) -> None:
         dbs = ["sqlite", "postgres"] if args.b_db == "both" else [args.b_db]
         for label in dbs:
             result, emulator_cpu = overhead_run(args, label, k, rounds, config)
-            report_b(label, result, emulator_cpu)
+            report_b(label, k, result, emulator_cpu)
 
 
 def overhead_run(args: argparse.Namespace, label: str, k: int, rounds: int,
@@ -83,7 +84,7 @@ def overhead_run(args: argparse.Namespace, label: str, k: int, rounds: int,
                 db.drop()
 
 
-def report_b(label: str, result: dict[str, Any], emulator_cpu: float) -> None:
+def report_b(label: str, k: int, result: dict[str, Any], emulator_cpu: float) -> None:
     direct, brenia = result["direct"], result["brenia"]
     print(f"-- Part B results, Brenia on {label} (in-process, one event loop), "
           f"{len(direct)} jobs per path over {result['rounds']} alternating round(s) --")
@@ -100,6 +101,20 @@ def report_b(label: str, result: dict[str, Any], emulator_cpu: float) -> None:
           f"{statistics.median(result['brenia_db']) * 1000:.0f} ms; all completed: "
           f"{result['all_completed']}; bench child CPU {result['cpu_direct']:.1f}s direct vs "
           f"{result['cpu_brenia']:.1f}s brenia; emulator CPU {emulator_cpu:.1f}s")
+    ratio = statistics.median(brenia) / statistics.median(direct)
+    jobs = len(direct)
+    cpu_ratio = result["cpu_brenia"] / result["cpu_direct"]
+    if k > 1:
+        report(f"{k} jobs at once on {label}: Brenia's median next to the bare client's",
+               f"{ratio:.2f}x", "<= 1.3x", ratio <= 1.3)
+    else:
+        report(f"one job at a time on {label}: Brenia's median next to the bare client's",
+               f"{ratio:.2f}x", "none (for reference)", None)
+    report(f"CPU per job on {label}, {k} at once: Brenia next to the bare client",
+           f"{cpu_ratio:.1f}x ({1000 * result['cpu_brenia'] / jobs:.0f} ms against "
+           f"{1000 * result['cpu_direct'] / jobs:.0f} ms)",
+           "<= 2x" if label == "postgres" else "none (target is on PostgreSQL)",
+           cpu_ratio <= 2 if label == "postgres" else None)
     for name in ("direct", "brenia"):
         phases = result[f"{name}_phases"]
         print(f"{name:7} phase medians (ms after start): " + ", ".join(

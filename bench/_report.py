@@ -10,4 +10,5 @@ from __future__ import annotations
 def result(name: str, measured: str, target: str, met: bool | None) -> None:
     """``met`` None: a figure shown for reference, with no target of its own."""
     verdict = "info" if met is None else ("met" if met else "missed")
-    print(f"RESULT | {name} | {measured} | {target} | {verdict}", flush=True)
+    cells = (str(cell).replace("|", "/") for cell in (name, measured, target))
+    print("RESULT | " + " | ".join(cells) + f" | {verdict}", flush=True)

@@ -61,6 +61,7 @@ from _harness import (
     stop_process,
 )
 from _overhead import MODEL, OPTIONS, part_b
+from _report import result as report
 
 THIS = Path(__file__).resolve()
 IN_FLIGHT = ("submitted", "in_progress")
@@ -177,6 +178,16 @@ def part_a(args: argparse.Namespace) -> None:
                       f"{100 * (busy1 - busy0) / max(1.0, total1 - total0):.0f}%), "
                       + (f"= {args.jobs / args.poll:.0f} status polls/s expected"
                          if args.status == "poll" else f"{peak[0]} status streams open"))
+            held = hold_cpu.read() if reached_at is not None and hold_cpu is not None else None
+            report(f"one worker: time until {args.jobs} jobs are in flight",
+                   f"{reached_at:.0f} s" if reached_at is not None
+                   else f"not reached in {args.timeout:.0f} s (peak {peak[0]})",
+                   "<= 30 s", reached_at is not None and reached_at <= 30)
+            report(f"one worker holding {peak[0]} jobs: RSS", f"{max_rss:.0f} MB", "< 300 MB",
+                   max_rss < 300)
+            report(f"one worker holding {peak[0]} jobs: CPU while they wait",
+                   f"{held:.0f}% of one core" if held is not None else "not measured",
+                   "< 50% of one core", held is not None and held < 50)
             print(f"worker CPU time total      : {cpu_seconds(worker.pid):.1f}s")
             print(f"PostgreSQL sessions opened : {sessions} during the run "
                   f"(pg_stat_database.sessions)")

@@ -70,6 +70,7 @@ from _harness import (
     stop_process,
     wait_http,
 )
+from _report import result as report
 
 THIS = Path(__file__).resolve()
 BENCH = THIS.parent
@@ -479,6 +480,10 @@ def summarise(results: dict[str, list[dict[str, Any]]]) -> None:
               f"; ours daphne {c['daphne']:.0f} + worker {c['worker']:.0f} + postgres "
               f"{c['postgres']:.0f} + redis {c['redis']:.0f} + fal {c['fal']:.0f} + client "
               f"{c['client']:.0f}; the rest (other people's work, kernel) {rest:.0f}")
+    report(f"submissions: accepted/s next to a hello-world POST ({hello:.0f}/s)",
+           f"{generate / hello:.2f}x ({generate:.0f}/s)", ">= 0.5x", generate / hello >= 0.5)
+    report("submissions: p99 latency, 32 connections (worst phase)", f"{worst_p99:.0f} ms",
+           "< 100 ms", worst_p99 < 100)
     ms_cpu = 10 * cpu["daphne"] / generate if generate else float("nan")
     hms_cpu = 10 * hcpu["daphne"] / hello if hello else float("nan")
     # daphne gets what share of the cores the others leave it; its CPU per request
