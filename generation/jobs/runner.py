@@ -480,9 +480,15 @@ class JobRun:
         self.remote_id = ""
 
     async def _on_submitted(self, request_id: str) -> None:
-        """Commit the remote id before any waiting: a restart re-attaches to it."""
+        """Commit the remote id before any waiting: a restart re-attaches to it.
+
+        Until it is committed, a killed worker's job would be submitted again (fal
+        has no idempotency key), so it does not queue behind every other job's
+        writes on the shared database thread: it takes a thread (and a pooled
+        connection) of its own. bench/drills.py kill measures the lag.
+        """
         self.remote_id = request_id
-        await database_sync_to_async(self._submitted)(request_id)
+        await database_sync_to_async(self._submitted, thread_sensitive=False)(request_id)
 
     def _submitted(self, request_id: str) -> None:
         """The job's and then the attempt's remote id, in one trip to the database
