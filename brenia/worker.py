@@ -19,6 +19,8 @@ import asyncio
 import logging
 from typing import Any
 
+from channels.db import database_sync_to_async
+from django.db import InterfaceError, OperationalError
 from procrastinate import exceptions
 from procrastinate.worker import Worker
 
@@ -106,3 +108,20 @@ class SteadyWorker(Worker):
                 return
             except exceptions.ConnectorException as error:
                 await asyncio.sleep(self._outage("recording a task's end", error))
+
+
+def _noop() -> None:
+    pass
+
+
+async def heal_shared_connection(call_next: Any, context: Any, worker: Any) -> Any:
+    """A worker middleware: a task that failed on a broken database connection leaves
+    the shared database thread's connection broken, and the ORM's async methods
+    (which run there) never close it; every later task would fail on it. One trip
+    through ``database_sync_to_async`` (which closes unusable connections before and
+    after) replaces it, as Django does between requests."""
+    try:
+        return await call_next()
+    except (OperationalError, InterfaceError):
+        await database_sync_to_async(_noop)()
+        raise

@@ -21,8 +21,9 @@ from django.test import Client
 from psycopg import sql
 
 from generation.emulators.server import EmulatorThread
-from generation.models import JobAttempt
+from generation.models import Job, JobAttempt, JobStatus
 from tests.conftest import SCALEOUT, Persona, child_env, start_worker
+from tests.generation.factories import make_prepared_job
 from tests.test_durability import (
     all_finished,
     all_submitted,
@@ -65,6 +66,7 @@ def test_worker_and_its_jobs_outlive_a_database_outage(
     env = child_env(roomy_fal, tmp_path)
     # A job step meets the outage once it has waited this long for a connection.
     env["BRENIA_DB_POOL_TIMEOUT"] = "2"
+    env["BRENIA_RECOVERY_INTERVAL"] = "1"
     log = tmp_path / "worker.log"
     worker = start_worker(env, log)
     jobs = make_jobs(owner, f"outage {uuid.uuid4()}")
@@ -82,6 +84,12 @@ def test_worker_and_its_jobs_outlive_a_database_outage(
         # Still taking new work after the outage.
         later = make_jobs(owner, f"after the outage {uuid.uuid4()}", count=2)
         wait_until(lambda: all_finished(later), timeout=30, what="later jobs finished")
+        # And still recovering: a job whose task was lost (its row committed, then the
+        # database went before the task was queued) is put back by the periodic
+        # recovery, whose tasks failed during the outage on a connection it broke.
+        orphan = make_prepared_job(owner, inputs={"prompt": f"orphaned {uuid.uuid4()}"})
+        wait_until(lambda: Job.objects.get(pk=orphan.pk).status == JobStatus.COMPLETED,
+                   timeout=30, what="the recovery to run a job that has no task")
     finally:
         worker.terminate()
         worker.wait(timeout=30)

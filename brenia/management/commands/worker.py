@@ -37,6 +37,7 @@ class Command(BaseCommand):
         from procrastinate.contrib.django import app
 
         from brenia.worker import SteadyWorker as Worker
+        from brenia.worker import heal_shared_connection
 
         limit = open_files_raise()  # one open status stream per job followed
         if limit < options["concurrency"] * 2 + 100:
@@ -53,6 +54,7 @@ class Command(BaseCommand):
             "shutdown_graceful_timeout": settings.BRENIA_SHUTDOWN_GRACE,
             "update_heartbeat_interval": max(1.0, stalled_after / 4),
             "stalled_worker_timeout": stalled_after, "fetch_job_polling_interval": 1.0,
+            "worker_middleware": [heal_shared_connection],
         }
         name = options["name"]
         # Two pools: a burst of webhook deliveries never takes a job's slot.
