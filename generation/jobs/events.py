@@ -143,13 +143,9 @@ async def anotify_job_event(*, job: Job, type: str, payload: dict[str, Any]) -> 
 
 async def anotify_job_update(*, job: Job, query: QuerySet[Job], values: dict[str, Any],
                              type: str, payload: dict[str, Any]) -> None:
-    """For async code outside any transaction: ``record_update_event`` (one trip to a
-    database thread), then send. Raises ``IllegalTransition`` as it does.
-
-    The job runner's updates: each is its own transaction, so they take any free
-    thread (and pooled connection) rather than queueing on the one shared thread
-    behind every other job's."""
-    event = await database_sync_to_async(record_update_event, thread_sensitive=False)(
+    """For async code outside any transaction: ``record_update_event`` (one trip to the
+    database thread), then send. Raises ``IllegalTransition`` as it does."""
+    event = await database_sync_to_async(record_update_event)(
         job=job, query=query, values=values, type=type, payload=payload)
     await apublish(event)
 

@@ -77,10 +77,11 @@ DATABASE_RESUME = Backoff(attempts=12, base=0.5, cap=30.0)
 
 
 def off_thread(fn: Callable[..., T]) -> Callable[..., Awaitable[T]]:
-    """``fn`` (one self-contained unit of database work: its own transaction, if any)
-    run on any free thread with a pooled connection, instead of queueing behind every
-    other job's work on the one shared database thread. With 1,000 jobs starting, that
-    queue was what bounded how fast they started (bench/inflight.py --part a)."""
+    """``fn`` (one self-contained unit of database work) run on any free thread with a
+    pooled connection, instead of queueing behind every other job's work on the one
+    shared database thread. Only for what must not wait: moving all of the runner's
+    work off that thread started 1,000 jobs a little faster but cost 17 ms more CPU
+    per job (bench/inflight.py, 50 at once on PostgreSQL: 81 ms against 64)."""
     return database_sync_to_async(fn, thread_sensitive=False)
 
 
@@ -205,7 +206,7 @@ async def _run_once(job_id: Any, lost: DatabaseLost | None) -> None:
             # drops it if the outage broke it.
             await database_sync_to_async(noop)()
         try:
-            job = await off_thread(Job.objects.select_related("model").get)(pk=job_id)
+            job = await Job.objects.select_related("model").aget(pk=job_id)
         except Job.DoesNotExist:
             logger.warning("job %s vanished before it ran", job_id)
             return
@@ -427,7 +428,7 @@ class JobRun:
     async def _attempt(self, number: int) -> ProviderResult:
         job = self.job
         model = job.called_model
-        self.attempt = await off_thread(attempt_start)(
+        self.attempt = await database_sync_to_async(attempt_start)(
             job=job, provider=self.provider.name, model=model)
         breaker = breaker_for(model)
         if not job.provider_request_id:
@@ -651,7 +652,7 @@ class JobRun:
         produced = {"text": result.text, "usage": result.usage} if result.text or result.usage \
             else {}
         try:
-            event = await off_thread(job_finish)(
+            event = await database_sync_to_async(job_finish)(
                 job=job, status=JobStatus.COMPLETED, cost=cost, output=produced, images=stored,
                 publish_on_commit=False, attempt=attempt)
         except IllegalTransition:
@@ -670,7 +671,7 @@ class JobRun:
 
     async def _finish(self, status: str, code: str, message: str, trace: str = "") -> None:
         try:
-            event = await off_thread(job_finish)(
+            event = await database_sync_to_async(job_finish)(
                 job=self.job, status=status, error_code=code, error_message=message,
                 error_traceback=trace, publish_on_commit=False)
         except IllegalTransition:  # someone else ended it first
