@@ -145,8 +145,12 @@ def database_from_url(url: str, *, pool_timeout: float = 10.0) -> dict[str, Any]
     # ``pool_timeout``: how long a request or job step waits for a connection (the pool
     # is full, or the database is away) before it gets an error: a 503 for a request,
     # a pause for a job (generation.jobs.runner resumes it).
+    # ``reconnect_timeout``: the pool retries a failed connection with a doubling delay
+    # for this long, then gives up and the next request starts afresh; with psycopg's
+    # default (5 minutes) a long outage left the pool waiting out its last delay, about
+    # as long again as the outage, after the database was back.
     config["OPTIONS"] = {**config.get("OPTIONS", {}), "pool": {
-        "min_size": 1, "max_size": 20, "timeout": pool_timeout}}
+        "min_size": 1, "max_size": 20, "timeout": pool_timeout, "reconnect_timeout": 5.0}}
     # With a pool, Django's health checks become the pool's check of each connection it
     # hands out (one empty query): after PostgreSQL restarts, the pool's dead idle
     # connections are replaced instead of each failing a request or a job step.

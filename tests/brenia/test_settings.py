@@ -76,7 +76,8 @@ def test_env_helpers(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_database_url_query_string_reaches_the_connection_options() -> None:
     db = database_from_url("postgresql://u:p@db/brenia?sslmode=require&connect_timeout=5")
     assert db["OPTIONS"] == {"sslmode": "require", "connect_timeout": 5,
-                             "pool": {"min_size": 1, "max_size": 20, "timeout": 10.0}}
+                             "pool": {"min_size": 1, "max_size": 20, "timeout": 10.0,
+                                      "reconnect_timeout": 5.0}}
     assert db["CONN_MAX_AGE"] == 0  # Django refuses a pool with persistent connections
     # With a pool, Django's health check is the pool's check of each connection it
     # hands out: what replaces the dead ones after a database restart.

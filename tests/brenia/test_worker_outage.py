@@ -58,7 +58,9 @@ def outage() -> Iterator[None]:
         admin.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(
             sql.Identifier(name)))
         admin.close()
-        connection.close()  # the test's own was cut: the next query opens a new one
+        # The test's own connections were cut too: a fresh pool for this process.
+        connection.close()
+        connection.close_pool()
 
 
 def test_worker_and_its_jobs_outlive_a_database_outage(
