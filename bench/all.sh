@@ -29,6 +29,8 @@ BENCHES=(
 )
 
 started=$(date -u +"%Y-%m-%d %H:%M UTC")
+revision=$(git rev-parse --short HEAD 2>/dev/null || echo "unknown")
+git diff --quiet HEAD 2>/dev/null || revision="$revision, with uncommitted changes"
 for entry in "${BENCHES[@]}"; do
   IFS='|' read -r name command _ <<<"$entry"
   echo "== $name: $command"
@@ -42,8 +44,8 @@ done
 {
   echo "# Benchmarks"
   echo
-  echo "Written by \`bench/all.sh\` on $started ($(git rev-parse --short HEAD 2>/dev/null || echo "no git")"
-  echo "$(git diff --quiet 2>/dev/null || echo ", with uncommitted changes")). Every figure below comes from that run;"
+  echo "Written by \`bench/all.sh\` on $started (commit $revision). Every figure below comes"
+  echo "from that run;"
   echo "run \`bench/all.sh\` to measure again, or a bench's own command for one figure."
   echo
   echo "## The machine"
