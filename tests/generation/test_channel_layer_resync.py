@@ -80,9 +80,10 @@ async def test_a_job_socket_gets_what_was_sent_while_redis_was_down(
     # A finished job: nothing resumes it, so every event is the test's own.
     job = await database_sync_to_async(make_job)(owner, status=JobStatus.COMPLETED)
     ws = await connect(f"/ws/jobs/?job={job.pk}", owner)
-    assert (await ws.receive_json_from())["type"] == "snapshot"
+    # Generous timeouts: the suite shares two cores with the other profile's suite.
+    assert (await ws.receive_json_from(timeout=20))["type"] == "snapshot"
     await anotify_job_event(job=job, type="queued", payload={"position": 2})
-    assert (await ws.receive_json_from())["seq"] == 1  # live, through Redis
+    assert (await ws.receive_json_from(timeout=20))["seq"] == 1  # live, through Redis
     redis.stop()
     await anotify_job_event(job=job, type="queued", payload={"position": 1})  # lost
     redis.start()
@@ -96,7 +97,7 @@ async def test_a_job_socket_gets_what_was_sent_while_redis_was_down(
 async def test_the_account_stream_gets_a_fresh_snapshot(owner: Persona,
                                                         redis: PrivateRedis) -> None:
     ws = await connect("/ws/jobs/", owner)
-    assert (await ws.receive_json_from())["jobs"] == []
+    assert (await ws.receive_json_from(timeout=20))["jobs"] == []
     redis.stop()
     job = await database_sync_to_async(make_job)(owner)  # made while the socket was deaf
     redis.start()
@@ -108,7 +109,7 @@ async def test_the_account_stream_gets_a_fresh_snapshot(owner: Persona,
 async def test_a_key_revoked_while_redis_was_down_closes_its_socket(
         owner: Persona, redis: PrivateRedis) -> None:
     ws = await connect("/ws/jobs/", owner)
-    await ws.receive_json_from()
+    await ws.receive_json_from(timeout=20)
     redis.stop()
     key = await ApiKey.objects.aget(user=owner.user)
     await database_sync_to_async(api_key_revoke)(key=key)
