@@ -45,8 +45,8 @@ done
   echo "# Benchmarks"
   echo
   echo "Written by \`bench/all.sh\` on $started (commit $revision). Every figure below comes"
-  echo "from that run;"
-  echo "run \`bench/all.sh\` to measure again, or a bench's own command for one figure."
+  echo "from that run; run \`bench/all.sh\` to measure again, or a bench's own command for one"
+  echo "figure."
   echo
   echo "## The machine"
   echo
