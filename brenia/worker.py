@@ -114,14 +114,20 @@ def _noop() -> None:
     pass
 
 
+async def drop_broken_connection() -> None:
+    """Replace the shared database thread's connection if a failure broke it: the ORM's
+    async methods run on that thread and never close it themselves, while one trip
+    through ``database_sync_to_async`` closes an unusable connection, as Django does
+    between requests."""
+    await database_sync_to_async(_noop)()
+
+
 async def heal_shared_connection(call_next: Any, context: Any, worker: Any) -> Any:
     """A worker middleware: a task that failed on a broken database connection leaves
-    the shared database thread's connection broken, and the ORM's async methods
-    (which run there) never close it; every later task would fail on it. One trip
-    through ``database_sync_to_async`` (which closes unusable connections before and
-    after) replaces it, as Django does between requests."""
+    the shared database thread's connection broken, and every later task would fail
+    on it, unless it is dropped (``drop_broken_connection``)."""
     try:
         return await call_next()
     except (OperationalError, InterfaceError):
-        await database_sync_to_async(_noop)()
+        await drop_broken_connection()
         raise

@@ -29,6 +29,7 @@ from django.utils import timezone
 from brenia.logs import request_id_var
 from brenia.retries import Backoff
 from brenia.safe_http import SafeClient
+from brenia.worker import drop_broken_connection
 from generation.jobs import metrics as job_metrics
 from generation.jobs.events import anotify_job_update, apublish
 from generation.jobs.lifecycle import StoredImage, job_finish
@@ -182,10 +183,6 @@ async def run_job(job_id: Any) -> None:
             await asyncio.sleep(delay)
 
 
-def noop() -> None:
-    pass
-
-
 class DatabaseLost(Exception):
     """A run stopped because the database went away. ``remote`` is the model and
     provider request id it was following (the row may not have learnt the id: the
@@ -201,10 +198,7 @@ async def _run_once(job_id: Any, lost: DatabaseLost | None) -> None:
     run: JobRun | None = None
     try:
         if lost is not None:
-            # The ORM's async methods run on the shared database thread and never
-            # close its connection themselves: a trip through database_sync_to_async
-            # drops it if the outage broke it.
-            await database_sync_to_async(noop)()
+            await drop_broken_connection()
         try:
             job = await Job.objects.select_related("model").aget(pk=job_id)
         except Job.DoesNotExist:
