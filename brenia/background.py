@@ -31,13 +31,15 @@ import contextvars
 import itertools
 import logging
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import connection, transaction
 from django.utils import timezone
 
 from brenia import metrics
@@ -350,34 +352,57 @@ runner = InProcessRunner()
 async def retry_stalled_tasks() -> None:
     """Scale-out: tasks whose worker stopped beating its heart go back in the queue.
 
-    Safe from every worker at once: retrying a task another worker already retried
-    fails harmlessly.
+    Safe from every worker at once, and from runs of this step that overlap: each
+    row is put back only if it is still running on the dead worker it was read with
+    (``_put_back_stalled``).
     """
-    from procrastinate.contrib.django.models import ProcrastinateJob
-    from procrastinate.jobs import Status
-
     app = _procrastinate_app()
     stalled = await app.job_manager.get_stalled_jobs(
         seconds_since_heartbeat=settings.BRENIA_STALLED_WORKER_TIMEOUT)
-    retried = superseded = 0
-    for job in stalled:
-        # A run of the same key may already wait (a recovery step put the work back while
-        # this one ran): the queueing lock refuses a second waiting row, so this one
-        # could never be retried, and its lock would hold the waiting one back for good.
-        # The waiting run does the work; this one ends.
-        if job.queueing_lock and await ProcrastinateJob.objects.filter(  # type: ignore[misc]
-                queueing_lock=job.queueing_lock, status="todo").aexists():
-            await app.job_manager.finish_job(job, status=Status.FAILED, delete_job=False)
-            superseded += 1
-            continue
-        try:
-            await app.job_manager.retry_job(job)
-            retried += 1
-        except Exception:  # another worker got there first
-            logger.debug("stalled task %s already handled", job.id, exc_info=True)
-    if retried or superseded:
+    outcomes = Counter([await _put_back(job.id, job.worker_id) for job in stalled])
+    if outcomes["retried"] or outcomes["superseded"]:
         logger.info("retried %d task(s) of stalled workers; %d superseded by a waiting run",
-                    retried, superseded)
+                    outcomes["retried"], outcomes["superseded"])
+
+
+def _put_back_stalled(job_id: int, worker_id: int | None) -> str:
+    """Put one stalled task back: "retried", "superseded", or "" if it moved on.
+
+    procrastinate's own retry accepts any running row. Between reading the stalled
+    list and this call, another recovery may already have put the row back and a
+    live worker fetched it; retried again, it would run twice at once, and a job run
+    twice submits to fal twice (bench/drills.py kill found it). So the row is locked
+    and retried only while it still runs under the dead worker it was read with
+    (worker ids are never reused; procrastinate sets a pruned worker's to NULL).
+
+    A run of the same key may already wait (a recovery step put the work back while
+    this one ran): the queueing lock refuses a second waiting row, so this one could
+    never be retried, and its lock would hold the waiting one back for good. The
+    waiting run does the work; this one ends.
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT queueing_lock FROM procrastinate_jobs WHERE id = %s "
+                       "AND status = 'doing' AND worker_id IS NOT DISTINCT FROM %s "
+                       "FOR UPDATE", [job_id, worker_id])
+        row = cursor.fetchone()
+        if row is None:
+            return ""
+        (queueing_lock,) = row
+        waiting = False
+        if queueing_lock:
+            cursor.execute("SELECT EXISTS (SELECT 1 FROM procrastinate_jobs WHERE "
+                           "queueing_lock = %s AND status = 'todo')", [queueing_lock])
+            waiting = cursor.fetchone()[0]
+        if waiting:
+            # procrastinate's own SQL functions (the pinned version's), as its manager calls them.
+            cursor.execute("SELECT procrastinate_finish_job_v1(%s, 'failed', false)", [job_id])
+            return "superseded"
+        cursor.execute("SELECT procrastinate_retry_job_v2(%s, now(), NULL, NULL, NULL)",
+                       [job_id])
+        return "retried"
+
+
+_put_back = database_sync_to_async(_put_back_stalled)
 
 
 def register_builtin_recoveries() -> None:

@@ -19,6 +19,7 @@ import asyncio
 import logging
 from typing import Any
 
+import psycopg
 from channels.db import database_sync_to_async
 from django.db import InterfaceError, OperationalError
 from procrastinate import exceptions
@@ -30,6 +31,27 @@ logger = logging.getLogger(__name__)
 
 # Between tries while the database does not answer: 0.5 s at first, then up to 5 s.
 RECONNECT = Backoff(attempts=1_000_000, base=0.5, cap=5.0)
+
+
+# What a lost connection raises, wrapped in procrastinate's ConnectorException:
+# psycopg's own (through procrastinate's psycopg connector, or the pool's PoolTimeout)
+# or Django's (through its Django connector).
+CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, OperationalError,
+                     InterfaceError)
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether ``error`` (a ConnectorException) is the database going away, not an
+    answer from it (a row that moved on, a failed constraint): only an outage is
+    worth waiting out."""
+    chain: list[BaseException] = []
+    link: BaseException | None = error
+    while link is not None and link not in chain:  # a chain may loop back on itself
+        if isinstance(link, CONNECTION_ERRORS):
+            return True
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    return False
 
 
 class SteadyWorker(Worker):
@@ -58,6 +80,8 @@ class SteadyWorker(Worker):
         try:
             await super()._fetch_and_process_jobs()
         except exceptions.ConnectorException as error:
+            if not is_outage(error):
+                raise
             # The run loop comes back after its polling interval (or a notification).
             await asyncio.sleep(self._outage("fetching work", error))
         else:
@@ -68,6 +92,8 @@ class SteadyWorker(Worker):
             try:
                 await super()._update_heartbeat()  # loops until it fails
             except exceptions.ConnectorException as error:
+                if not is_outage(error):
+                    raise
                 self._outage("heartbeat", error)
 
     async def _periodic_deferrer(self) -> None:
@@ -75,6 +101,8 @@ class SteadyWorker(Worker):
             try:
                 return await super()._periodic_deferrer()
             except exceptions.ConnectorException as error:
+                if not is_outage(error):
+                    raise
                 await asyncio.sleep(self._outage("periodic tasks", error))
 
     def _start_side_tasks(self) -> list[asyncio.Task[Any]]:
@@ -93,6 +121,8 @@ class SteadyWorker(Worker):
                 await self.app.job_manager.listen_for_jobs(
                     on_notification=self._handle_notification, queues=self.queues)
             except exceptions.ConnectorException as error:
+                if not is_outage(error):
+                    raise
                 await asyncio.sleep(self._outage("listening for work", error))
             else:
                 await asyncio.sleep(RECONNECT.base)
@@ -102,11 +132,20 @@ class SteadyWorker(Worker):
     async def _persist_job_status(self, *args: Any, **kwargs: Any) -> None:
         # A task's end, recorded once the database answers: left "doing", its row
         # would hold the task's lock (one run per job) until the worker died.
+        # An answer that is no outage (the row is no longer this worker's: stalled-task
+        # recovery took it) is final: waiting would hold this worker's slot for ever.
         while True:
             try:
                 await super()._persist_job_status(*args, **kwargs)
                 return
             except exceptions.ConnectorException as error:
+                if not is_outage(error):
+                    logger.error("worker on %s: could not record a task's end (%r)",
+                                 ",".join(self.queues or ()), error.__cause__ or error)
+                    job = kwargs.get("job")
+                    if job is not None and job.id is not None:
+                        self._job_ids_to_abort.pop(job.id, None)
+                    return
                 await asyncio.sleep(self._outage("recording a task's end", error))
 
 

@@ -6,14 +6,18 @@ bench/drills.py kill: jobs that never finished)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from django.db import connection
 
 from brenia import background
-from brenia.background import JOBS, retry_stalled_tasks
+from brenia.background import JOBS, _put_back_stalled, retry_stalled_tasks
+from brenia.worker import SteadyWorker, is_outage
 from generation.jobs.tasks import job_key, run_job_task
 from tests.conftest import SCALEOUT
 
@@ -85,3 +89,77 @@ def test_a_stalled_run_alone_is_put_back() -> None:
                        "interval '1 hour' WHERE id = %s", [worker])
     async_to_sync(retry_stalled_tasks)()
     assert _statuses(key) == ["todo"]
+
+
+def test_a_run_a_live_worker_took_back_is_not_put_back_again() -> None:
+    """Recovery passes overlap (one every second in bench/drills.py, each taking up to
+    3 s there), so one may act on a stalled list another already handled. procrastinate's
+    retry accepts any running row: the live worker's run went back in the queue and
+    ran a second time beside the first, and the job was submitted to fal twice."""
+    job_id = str(uuid.uuid4())
+    key = job_key(job_id)
+
+    async def stall_then_take_back() -> tuple[list[Any], int]:
+        manager = background._procrastinate_app().job_manager
+        assert await background.asubmit(run_job_task, key=key, job_id=job_id)
+        dead = await manager.register_worker()
+        assert await manager.fetch_job([JOBS], dead) is not None
+        await _age_heartbeat(dead)
+        # One pass reads the list; another pass puts the run back, and a live worker
+        # takes it; then the first pass acts on what it read.
+        stale = list(await manager.get_stalled_jobs(seconds_since_heartbeat=30))
+        await retry_stalled_tasks()
+        live = await manager.register_worker()
+        fetched = await manager.fetch_job([JOBS], live)
+        assert fetched is not None and fetched.lock == key
+        return stale, live
+
+    stale, live = async_to_sync(stall_then_take_back)()
+    mine = [job for job in stale if job.lock == key]
+    assert len(mine) == 1
+    assert _put_back_stalled(mine[0].id, mine[0].worker_id) == ""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT status, worker_id FROM procrastinate_jobs WHERE lock = %s",
+                       [key])
+        assert cursor.fetchall() == [("doing", live)]
+
+
+def test_a_task_end_the_database_refuses_is_given_up_not_waited_for() -> None:
+    """A task's end that the database refuses (the row is no longer the worker's) is
+    an answer, not an outage: waiting for it held the worker's slot for ever."""
+    from procrastinate import exceptions, jobs
+
+    job_id = str(uuid.uuid4())
+    key = job_key(job_id)
+
+    async def end_a_row_that_moved_on() -> BaseException:
+        app = background._procrastinate_app()
+        assert await background.asubmit(run_job_task, key=key, job_id=job_id)
+        worker = await app.job_manager.register_worker()
+        job = await app.job_manager.fetch_job([JOBS], worker)
+        assert job is not None
+        await app.job_manager.finish_job(job, status=jobs.Status.FAILED, delete_job=False)
+        try:
+            await app.job_manager.finish_job(job, status=jobs.Status.SUCCEEDED,
+                                             delete_job=False)
+        except exceptions.ConnectorException as error:
+            refused = error
+        else:
+            raise AssertionError("finishing a finished row was accepted")
+        steady = SteadyWorker(app=app, queues=[JOBS], wait=False)
+        await asyncio.wait_for(steady._persist_job_status(
+            job=job, status=jobs.Status.SUCCEEDED, retry_decision=None,
+            context=None, job_result=None), timeout=30)
+        return refused
+
+    refused = async_to_sync(end_a_row_that_moved_on)()
+    assert not is_outage(refused)
+    assert _statuses(key) == ["failed"]
+
+
+async def _age_heartbeat(worker: int) -> None:
+    def age() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE procrastinate_workers SET last_heartbeat = now() - "
+                           "interval '1 hour' WHERE id = %s", [worker])
+    await database_sync_to_async(age)()
