@@ -31,6 +31,7 @@ import contextvars
 import itertools
 import logging
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -169,7 +170,7 @@ async def carried(task: Task, *, arg: str) -> set[str]:
     if _uses_procrastinate():
         from procrastinate.contrib.django.models import ProcrastinateJob
 
-        rows = ProcrastinateJob.objects.filter(  # type: ignore[misc]
+        rows = ProcrastinateJob.objects.filter(  # type: ignore[misc,unused-ignore]
             task_name=task.name, status__in=("todo", "doing"))
         return {str(args.get(arg)) async for args in rows.values_list("args", flat=True)}
     return runner.carried(task, arg=arg)
@@ -349,13 +350,41 @@ def _concurrency() -> int:
 runner = InProcessRunner()
 
 
+class DatabaseHealth:
+    """When this process last found the database unreachable (its worker reports it:
+    ``brenia.worker``), on the monotonic clock."""
+
+    def __init__(self) -> None:
+        self.lost_at: float | None = None
+
+    def lost(self) -> None:
+        self.lost_at = time.monotonic()
+
+    def steady_for(self) -> float | None:
+        """Seconds since the last outage this process saw; None if it saw none."""
+        return None if self.lost_at is None else time.monotonic() - self.lost_at
+
+
+database_health = DatabaseHealth()
+
+
 async def retry_stalled_tasks() -> None:
     """Scale-out: tasks whose worker stopped beating its heart go back in the queue.
 
     Safe from every worker at once, and from runs of this step that overlap: each
     row is put back only if it is still running on the dead worker it was read with
     (``_put_back_stalled``).
+
+    Not within BRENIA_STALLED_WORKER_TIMEOUT of an outage this process saw: the
+    database was away for every worker alike, so a live worker's heartbeat is as late
+    as a dead one's until it beats again, and its runs (which resume on their own)
+    would be put back beside themselves.
     """
+    steady = database_health.steady_for()
+    if steady is not None and steady < settings.BRENIA_STALLED_WORKER_TIMEOUT:
+        logger.info("stalled tasks not retried: the database was away %.0fs ago, and live "
+                    "workers' heartbeats may still be late", steady)
+        return
     app = _procrastinate_app()
     stalled = await app.job_manager.get_stalled_jobs(
         seconds_since_heartbeat=settings.BRENIA_STALLED_WORKER_TIMEOUT)

@@ -25,6 +25,7 @@ from django.db import InterfaceError, OperationalError
 from procrastinate import exceptions
 from procrastinate.worker import Worker
 
+from brenia.background import database_health
 from brenia.retries import Backoff
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class SteadyWorker(Worker):
     def _outage(self, part: str, error: BaseException) -> float:
         """Log the first failure of an outage (not every retry); the wait before the next try."""
         self._outage_failures += 1
+        database_health.lost()
         if self._outage_failures == 1:
             logger.warning("worker on %s: the database is unreachable (%s: %r); retrying "
                            "until it answers", ",".join(self.queues or ()), part,

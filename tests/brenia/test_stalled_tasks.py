@@ -13,13 +13,15 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from django.db import connection
+from django.db import OperationalError, connection
+from django.test import override_settings
 
 from brenia import background
 from brenia.background import JOBS, _put_back_stalled, retry_stalled_tasks
 from brenia.worker import SteadyWorker, is_outage
 from generation.jobs.tasks import job_key, run_job_task
 from tests.conftest import SCALEOUT
+from tests.test_durability import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True),
               pytest.mark.skipif(not SCALEOUT, reason="queue rows exist in the scale-out "
@@ -163,3 +165,33 @@ async def _age_heartbeat(worker: int) -> None:
             cursor.execute("UPDATE procrastinate_workers SET last_heartbeat = now() - "
                            "interval '1 hour' WHERE id = %s", [worker])
     await database_sync_to_async(age)()
+
+
+def test_no_run_is_put_back_until_heartbeats_could_beat_again_after_an_outage() -> None:
+    """After the database was away, every live worker's heartbeat is as late as a dead
+    one's: their runs (which resume on their own) must not be put back beside them."""
+    job_id = str(uuid.uuid4())
+    key = job_key(job_id)
+
+    async def stall() -> None:
+        manager = background._procrastinate_app().job_manager
+        assert await background.asubmit(run_job_task, key=key, job_id=job_id)
+        worker = await manager.register_worker()
+        assert await manager.fetch_job([JOBS], worker) is not None
+        await _age_heartbeat(worker)
+
+    async_to_sync(stall)()
+    health = background.database_health
+    was = health.lost_at
+    try:
+        SteadyWorker(app=background._procrastinate_app(), queues=[JOBS], wait=False)._outage(
+            "heartbeat", OperationalError("the database went away"))
+        async_to_sync(retry_stalled_tasks)()
+        assert _statuses(key) == ["doing"]
+        with override_settings(BRENIA_STALLED_WORKER_TIMEOUT=0.2):
+            wait_until(lambda: (health.steady_for() or 0) > 0.2, timeout=10,
+                       what="the outage to be 0.2 s old")
+            async_to_sync(retry_stalled_tasks)()
+        assert _statuses(key) == ["todo"]
+    finally:
+        health.lost_at = was
