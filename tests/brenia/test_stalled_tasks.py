@@ -43,25 +43,35 @@ def _statuses(key: str) -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
-@async_to_sync
-async def _stall_then_queue_again(key: str, job_id: str) -> int:
+async def _stalled_run(key: str, job_id: str) -> int:
+    """A run of ``key`` taken by a worker that then died (its heartbeat an hour old);
+    the dead worker's id."""
     manager = background._procrastinate_app().job_manager
     assert await background.asubmit(run_job_task, key=key, job_id=job_id)
     worker = await manager.register_worker()
     fetched = await manager.fetch_job([JOBS], worker)
     assert fetched is not None and fetched.lock == key
-    # The worker dies: its heartbeat stops. Meanwhile recovery queues the work again.
-    assert await background.asubmit(run_job_task, key=key, job_id=job_id)
+
+    def age() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE procrastinate_workers SET last_heartbeat = now() - "
+                           "interval '1 hour' WHERE id = %s", [worker])
+
+    await database_sync_to_async(age)()
     return worker
+
+
+@async_to_sync
+async def _stall_then_queue_again(key: str, job_id: str) -> None:
+    await _stalled_run(key, job_id)
+    # Meanwhile recovery queues the work again.
+    assert await background.asubmit(run_job_task, key=key, job_id=job_id)
 
 
 def test_a_stalled_run_with_a_waiting_twin_ends_and_lets_the_twin_run() -> None:
     job_id = str(uuid.uuid4())
     key = job_key(job_id)
-    worker = _stall_then_queue_again(key, job_id)
-    with connection.cursor() as cursor:
-        cursor.execute("UPDATE procrastinate_workers SET last_heartbeat = now() - "
-                       "interval '1 hour' WHERE id = %s", [worker])
+    _stall_then_queue_again(key, job_id)
     assert _statuses(key) == ["doing", "todo"]
     async_to_sync(retry_stalled_tasks)()
     assert _statuses(key) == ["failed", "todo"]
@@ -77,18 +87,7 @@ def test_a_stalled_run_with_a_waiting_twin_ends_and_lets_the_twin_run() -> None:
 def test_a_stalled_run_alone_is_put_back() -> None:
     job_id = str(uuid.uuid4())
     key = job_key(job_id)
-
-    async def stall() -> int:
-        manager = background._procrastinate_app().job_manager
-        assert await background.asubmit(run_job_task, key=key, job_id=job_id)
-        worker = await manager.register_worker()
-        assert await manager.fetch_job([JOBS], worker) is not None
-        return worker
-
-    worker = async_to_sync(stall)()
-    with connection.cursor() as cursor:
-        cursor.execute("UPDATE procrastinate_workers SET last_heartbeat = now() - "
-                       "interval '1 hour' WHERE id = %s", [worker])
+    async_to_sync(_stalled_run)(key, job_id)
     async_to_sync(retry_stalled_tasks)()
     assert _statuses(key) == ["todo"]
 
@@ -103,10 +102,7 @@ def test_a_run_a_live_worker_took_back_is_not_put_back_again() -> None:
 
     async def stall_then_take_back() -> tuple[list[Any], int]:
         manager = background._procrastinate_app().job_manager
-        assert await background.asubmit(run_job_task, key=key, job_id=job_id)
-        dead = await manager.register_worker()
-        assert await manager.fetch_job([JOBS], dead) is not None
-        await _age_heartbeat(dead)
+        await _stalled_run(key, job_id)
         # One pass reads the list; another pass puts the run back, and a live worker
         # takes it; then the first pass acts on what it read.
         stale = list(await manager.get_stalled_jobs(seconds_since_heartbeat=30))
@@ -159,28 +155,13 @@ def test_a_task_end_the_database_refuses_is_given_up_not_waited_for() -> None:
     assert _statuses(key) == ["failed"]
 
 
-async def _age_heartbeat(worker: int) -> None:
-    def age() -> None:
-        with connection.cursor() as cursor:
-            cursor.execute("UPDATE procrastinate_workers SET last_heartbeat = now() - "
-                           "interval '1 hour' WHERE id = %s", [worker])
-    await database_sync_to_async(age)()
-
 
 def test_no_run_is_put_back_until_heartbeats_could_beat_again_after_an_outage() -> None:
     """After the database was away, every live worker's heartbeat is as late as a dead
     one's: their runs (which resume on their own) must not be put back beside them."""
     job_id = str(uuid.uuid4())
     key = job_key(job_id)
-
-    async def stall() -> None:
-        manager = background._procrastinate_app().job_manager
-        assert await background.asubmit(run_job_task, key=key, job_id=job_id)
-        worker = await manager.register_worker()
-        assert await manager.fetch_job([JOBS], worker) is not None
-        await _age_heartbeat(worker)
-
-    async_to_sync(stall)()
+    async_to_sync(_stalled_run)(key, job_id)
     health = background.database_health
     was = health.lost_at
     try:
